@@ -1,0 +1,313 @@
+import { type Clock, systemClock } from './clock.js';
+import { SessionConfigError } from './errors.js';
+import type { SessionHandler } from './handlers/contract.js';
+import { defaultLogger, type SessionLogger } from './log.js';
+
+export const DRIVER_NAMES = ['file', 'database', 'redis', 'memcached', 'array'] as const;
+export type DriverName = (typeof DRIVER_NAMES)[number];
+
+export type SameSite = 'Lax' | 'Strict' | 'None';
+
+export interface CookieOptions {
+  path?: string;
+  domain?: string;
+  secure?: boolean;
+  /** Lax, Strict or None in any case; '' means Lax. None requires secure. */
+  sameSite?: string;
+}
+
+/** The options of a session manager; CodeIgniter 4 names. */
+export interface SessionConfig {
+  /** 'file' (default), 'database', 'redis', 'memcached', 'array', or your own handler object. */
+  driver?: DriverName | SessionHandler;
+  cookieName?: string;
+  /** Seconds of inactivity before the session expires; 0 = browser-session cookie. */
+  expiration?: number;
+  /** Server-side lifetime (seconds) when expiration is 0. */
+  gcMaxLifetime?: number;
+  /** Driver-specific location: directory, table name, Redis URL, memcached server list. */
+  savePath?: string;
+  /** A live client or pool, or a connection URL, for the database, redis and memcached drivers. */
+  connection?: unknown;
+  matchIP?: boolean;
+  /** Seconds between automatic ID regenerations; 0 disables. */
+  timeToUpdate?: number;
+  regenerateDestroy?: boolean;
+  /** Seconds the old ID keeps leading to the new session after an automatic regeneration. */
+  regenerateGrace?: number;
+  cookie?: CookieOptions;
+  clock?: Clock;
+  /** Milliseconds a request waits for a session lock before a 503. */
+  lockWait?: number;
+  /** Milliseconds a store-side lock lives unless renewed (bounds recovery after a crash). */
+  lockTtl?: number;
+  /** Milliseconds a store call may take before it counts as an outage. */
+  ioTimeout?: number;
+  /** GC runs on gcProbability out of gcDivisor session starts. */
+  gcProbability?: number;
+  gcDivisor?: number;
+  /** The array driver keeps at most this many sessions. */
+  maxSessions?: number;
+  logger?: SessionLogger;
+}
+
+export interface ResolvedCookieOptions {
+  readonly path: string;
+  readonly domain: string;
+  readonly secure: boolean;
+  readonly sameSite: SameSite;
+}
+
+export interface ResolvedConfig {
+  readonly driver: DriverName | SessionHandler;
+  readonly cookieName: string;
+  readonly expiration: number;
+  readonly gcMaxLifetime: number;
+  readonly savePath: string;
+  readonly connection: unknown;
+  readonly matchIP: boolean;
+  readonly timeToUpdate: number;
+  readonly regenerateDestroy: boolean;
+  readonly regenerateGrace: number;
+  readonly cookie: ResolvedCookieOptions;
+  readonly clock: Clock;
+  readonly lockWait: number;
+  readonly lockTtl: number;
+  readonly ioTimeout: number;
+  readonly gcProbability: number;
+  readonly gcDivisor: number;
+  readonly maxSessions: number;
+  readonly logger: SessionLogger;
+}
+
+const KNOWN_OPTIONS = new Set<string>([
+  'driver',
+  'cookieName',
+  'expiration',
+  'gcMaxLifetime',
+  'savePath',
+  'connection',
+  'matchIP',
+  'timeToUpdate',
+  'regenerateDestroy',
+  'regenerateGrace',
+  'cookie',
+  'clock',
+  'lockWait',
+  'lockTtl',
+  'ioTimeout',
+  'gcProbability',
+  'gcDivisor',
+  'maxSessions',
+  'logger',
+]);
+
+const HANDLER_METHODS = [
+  'open',
+  'read',
+  'peek',
+  'write',
+  'updateTimestamp',
+  'close',
+  'destroy',
+  'validateId',
+  'gc',
+  'shutdown',
+] as const;
+
+function integer(
+  options: SessionConfig,
+  name: keyof SessionConfig,
+  fallback: number,
+  min: number,
+): number {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new SessionConfigError(name, `expected a whole number ≥ ${min}, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function boolean(options: SessionConfig, name: keyof SessionConfig, fallback: boolean): boolean {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') {
+    throw new SessionConfigError(name, `expected true or false, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+function resolveDriver(driver: SessionConfig['driver']): DriverName | SessionHandler {
+  if (driver === undefined) return 'file';
+  if (typeof driver === 'string') {
+    if ((DRIVER_NAMES as readonly string[]).includes(driver)) return driver as DriverName;
+    throw new SessionConfigError(
+      'driver',
+      `unknown driver ${describe(driver)}; use one of ${DRIVER_NAMES.join(', ')}, or an object implementing the handler contract.`,
+    );
+  }
+  if (typeof driver === 'object' && driver !== null) {
+    const missing = HANDLER_METHODS.filter(
+      (method) => typeof (driver as unknown as Record<string, unknown>)[method] !== 'function',
+    );
+    if (missing.length > 0) {
+      throw new SessionConfigError(
+        'driver',
+        `the custom handler lacks ${missing.join(', ')}; a handler must implement ${HANDLER_METHODS.join(', ')} (see the SessionHandler type).`,
+      );
+    }
+    return driver;
+  }
+  throw new SessionConfigError(
+    'driver',
+    `expected a driver name or a handler object, got ${describe(driver)}.`,
+  );
+}
+
+function resolveCookie(cookie: CookieOptions | undefined): ResolvedCookieOptions {
+  if (cookie !== undefined && (typeof cookie !== 'object' || cookie === null)) {
+    throw new SessionConfigError('cookie', `expected an object, got ${describe(cookie)}.`);
+  }
+  const path = cookie?.path ?? '/';
+  const domain = cookie?.domain ?? '';
+  const secure = cookie?.secure ?? false;
+  const rawSameSite = cookie?.sameSite ?? 'Lax';
+  if (typeof path !== 'string' || /[;\r\n\0]/.test(path)) {
+    throw new SessionConfigError(
+      'cookie.path',
+      `expected a path without ";" or control characters, got ${describe(path)}.`,
+    );
+  }
+  if (typeof domain !== 'string' || !/^[A-Za-z0-9.-]*$/.test(domain)) {
+    throw new SessionConfigError(
+      'cookie.domain',
+      `expected a host name such as "example.com" (or '' for none), got ${describe(domain)}.`,
+    );
+  }
+  if (typeof secure !== 'boolean') {
+    throw new SessionConfigError(
+      'cookie.secure',
+      `expected true or false, got ${describe(secure)}.`,
+    );
+  }
+  if (typeof rawSameSite !== 'string') {
+    throw new SessionConfigError(
+      'cookie.sameSite',
+      `expected "Lax", "Strict", "None" or "", got ${describe(rawSameSite)}.`,
+    );
+  }
+  const lowered = rawSameSite.toLowerCase();
+  const sameSite: SameSite | undefined =
+    lowered === '' || lowered === 'lax'
+      ? 'Lax'
+      : lowered === 'strict'
+        ? 'Strict'
+        : lowered === 'none'
+          ? 'None'
+          : undefined;
+  if (sameSite === undefined) {
+    throw new SessionConfigError(
+      'cookie.sameSite',
+      `The SameSite value must be None, Lax, Strict or a blank string, ${rawSameSite} given.`,
+    );
+  }
+  if (sameSite === 'None' && !secure) {
+    throw new SessionConfigError(
+      'cookie.sameSite',
+      'Using the "SameSite=None" attribute requires setting the "Secure" attribute (cookie.secure: true).',
+    );
+  }
+  return { path: path === '' ? '/' : path, domain, secure, sameSite };
+}
+
+/** Validates every option and fills in the defaults; throws SessionConfigError naming the first bad option. */
+export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
+  if (typeof options !== 'object' || options === null) {
+    throw new SessionConfigError(
+      '(config)',
+      `expected an options object, got ${describe(options)}.`,
+    );
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(name)) {
+      throw new SessionConfigError(
+        name,
+        `unknown option; the options are ${[...KNOWN_OPTIONS].join(', ')}.`,
+      );
+    }
+  }
+  const cookieName = options.cookieName ?? 'ci_session';
+  if (
+    typeof cookieName !== 'string' ||
+    !/^[A-Za-z0-9_-]+$/.test(cookieName) ||
+    /^[0-9]+$/.test(cookieName)
+  ) {
+    throw new SessionConfigError(
+      'cookieName',
+      `expected letters, digits, "_" or "-" (not only digits), got ${describe(cookieName)}.`,
+    );
+  }
+  const savePath = options.savePath ?? '';
+  if (typeof savePath !== 'string') {
+    throw new SessionConfigError('savePath', `expected a string, got ${describe(savePath)}.`);
+  }
+  const clock = options.clock ?? systemClock;
+  if (typeof clock !== 'function') {
+    throw new SessionConfigError(
+      'clock',
+      'expected a function returning milliseconds since the epoch.',
+    );
+  }
+  const logger = options.logger ?? defaultLogger;
+  if (
+    typeof logger !== 'object' ||
+    logger === null ||
+    typeof logger.debug !== 'function' ||
+    typeof logger.warn !== 'function' ||
+    typeof logger.error !== 'function'
+  ) {
+    throw new SessionConfigError(
+      'logger',
+      'expected an object with debug, warn and error functions.',
+    );
+  }
+  const gcProbability = integer(options, 'gcProbability', 1, 0);
+  const gcDivisor = integer(options, 'gcDivisor', 100, 1);
+  if (gcProbability > gcDivisor) {
+    throw new SessionConfigError('gcProbability', `must not exceed gcDivisor (${gcDivisor}).`);
+  }
+  return {
+    driver: resolveDriver(options.driver),
+    cookieName,
+    expiration: integer(options, 'expiration', 7200, 0),
+    gcMaxLifetime: integer(options, 'gcMaxLifetime', 1440, 1),
+    savePath,
+    connection: options.connection,
+    matchIP: boolean(options, 'matchIP', false),
+    timeToUpdate: integer(options, 'timeToUpdate', 300, 0),
+    regenerateDestroy: boolean(options, 'regenerateDestroy', false),
+    regenerateGrace: integer(options, 'regenerateGrace', 30, 0),
+    cookie: resolveCookie(options.cookie),
+    clock,
+    lockWait: integer(options, 'lockWait', 10_000, 0),
+    lockTtl: integer(options, 'lockTtl', 5_000, 100),
+    ioTimeout: integer(options, 'ioTimeout', 2_000, 1),
+    gcProbability,
+    gcDivisor,
+    maxSessions: integer(options, 'maxSessions', 100_000, 1),
+    logger,
+  };
+}
+
+/** Seconds the store keeps a session after its last write or touch. */
+export function storeLifetime(config: ResolvedConfig): number {
+  return config.expiration > 0 ? config.expiration : config.gcMaxLifetime;
+}

@@ -1,0 +1,103 @@
+/** Base class of every error keepsake throws; `code` is stable across versions. */
+export class SessionError extends Error {
+  readonly code: string;
+  /** HTTP status an adapter answers with when this error ends a request. */
+  readonly status: number;
+
+  constructor(code: string, message: string, status = 500, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+
+  /** Express and Koa read `statusCode`/`expose` to decide what to send. */
+  get statusCode(): number {
+    return this.status;
+  }
+
+  get expose(): boolean {
+    return this.status < 500 || this.status === 503;
+  }
+}
+
+/** A configuration option is invalid; thrown when the manager is created, never inside a request. */
+export class SessionConfigError extends SessionError {
+  readonly option: string;
+
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super('KEEPSAKE_CONFIG', `keepsake: invalid option "${option}": ${message}`, 500, options);
+    this.option = option;
+  }
+}
+
+/** The session's lock was not obtained within `lockWait`; adapters answer 503. */
+export class SessionLockTimeoutError extends SessionError {
+  constructor(waitedMs: number, driver: string) {
+    super(
+      'KEEPSAKE_LOCK_TIMEOUT',
+      `keepsake: the session is locked by another request and was not released within ${waitedMs} ms (driver "${driver}"). ` +
+        'A request on the same session is still running: shorten it, call session.close() once it no longer writes, ' +
+        'mark read-only routes with readOnly, or raise the lockWait option.',
+      503,
+    );
+  }
+}
+
+/** The session store failed or timed out; adapters answer 503 and the process stays up. */
+export class SessionStoreError extends SessionError {
+  readonly driver: string;
+
+  constructor(driver: string, operation: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      'KEEPSAKE_STORE',
+      `keepsake: the "${driver}" session store failed during ${operation}: ${reason}. ` +
+        'Check that the store is reachable; keepsake retries on the next request.',
+      503,
+      { cause },
+    );
+    this.driver = driver;
+  }
+}
+
+/** The session was written with close() or destroyed with destroy(); later changes cannot be saved. */
+export class SessionClosedError extends SessionError {
+  constructor(state: 'closed' | 'destroyed' | 'readOnly', operation: string) {
+    const why =
+      state === 'readOnly'
+        ? 'this request opened the session read-only (readOnly option), so it holds no lock and may not write'
+        : state === 'closed'
+          ? 'session.close() already saved it and released its lock'
+          : 'session.destroy() already deleted it';
+    super(
+      'KEEPSAKE_CLOSED',
+      `keepsake: cannot ${operation}: ${why}. Make every change before that call.`,
+      500,
+    );
+  }
+}
+
+/** A value given to set() cannot be stored (function, cycle, BigInt, class instance…). */
+export class SessionValueError extends SessionError {
+  constructor(key: string, path: string, what: string) {
+    super(
+      'KEEPSAKE_VALUE',
+      `keepsake: cannot store session key "${key}": ${path ? `${path} is` : 'the value is'} ${what}. ` +
+        'Session values must be JSON data (null, booleans, finite numbers, strings, arrays, plain objects) or Date.',
+      500,
+    );
+  }
+}
+
+/** The regeneration or the cookie change came after the response headers were sent. */
+export class SessionHeadersSentError extends SessionError {
+  constructor(operation: string) {
+    super(
+      'KEEPSAKE_HEADERS_SENT',
+      `keepsake: cannot ${operation} after the response headers were sent, because the new cookie could not reach the client. ` +
+        'Call it before writing the response.',
+      500,
+    );
+  }
+}

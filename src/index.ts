@@ -1,0 +1,28 @@
+export { type Clock, FakeClock, systemClock } from './clock.js';
+export {
+  type CookieOptions,
+  DRIVER_NAMES,
+  type DriverName,
+  type SameSite,
+  type SessionConfig,
+} from './config.js';
+export {
+  SessionClosedError,
+  SessionConfigError,
+  SessionError,
+  SessionHeadersSentError,
+  SessionLockTimeoutError,
+  SessionStoreError,
+  SessionValueError,
+} from './errors.js';
+export type {
+  HandlerSettings,
+  LockedRead,
+  SessionHandler,
+  SessionKey,
+  SessionLock,
+} from './handlers/contract.js';
+export type { SessionLogger } from './log.js';
+export { createSessionManager, type RequestInfo, SessionManager } from './manager.js';
+export type { SessionValue } from './serializer.js';
+export { Session, type SessionData } from './session.js';

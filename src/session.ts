@@ -1,0 +1,495 @@
+import { type Clock, nowSeconds } from './clock.js';
+import { searchDotted } from './dot.js';
+import { SessionClosedError } from './errors.js';
+import { assertStorable } from './serializer.js';
+
+/** Session data as an app sees it: any JSON-storable value (or Date) under string keys. */
+export type SessionData = Record<string, unknown>;
+
+/** Where flash and temp markers live, as in CodeIgniter. */
+export const VARS_KEY = '__ci_vars';
+export const LAST_REGENERATE_KEY = '__ci_last_regenerate';
+
+/** A flash marker ('new' this request, 'old' the previous one) or a tempdata expiry in seconds. */
+type Marker = 'new' | 'old' | number;
+type Markers = Record<string, Marker>;
+
+/** What the lifecycle does for the Session's session-wide operations. */
+export interface SessionControl {
+  regenerate(destroy: boolean): Promise<void>;
+  destroy(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type SessionState = 'open' | 'closed' | 'destroyed' | 'readOnly';
+
+/** Internal state, kept under a symbol so that property access can serve userdata. */
+export const INTERNAL = Symbol('keepsake.session');
+
+export interface SessionInternals {
+  data: Map<string, unknown>;
+  id: string;
+  state: SessionState;
+  clock: Clock;
+  control: SessionControl;
+}
+
+type Key<Data> = keyof Data & string;
+
+function isContainer(value: unknown): value is Record<string, unknown> | unknown[] {
+  return typeof value === 'object' && value !== null && !(value instanceof Date);
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return isContainer(value) && !Array.isArray(value);
+}
+
+function keyList(keys: string | readonly string[]): readonly string[] {
+  return typeof keys === 'string' ? [keys] : keys;
+}
+
+/**
+ * The session of one request: CodeIgniter 4's Session API (with the CodeIgniter 3 names as aliases).
+ * `session.foo` reads and `session.foo = 1` writes the userdata key `foo` when `foo` is not a method.
+ */
+export class Session<Data extends SessionData = SessionData> {
+  declare readonly [INTERNAL]: SessionInternals;
+
+  constructor(internals: SessionInternals) {
+    Object.defineProperty(this, INTERNAL, { value: internals, enumerable: false });
+    // biome-ignore lint/correctness/noConstructorReturn: the proxy gives CodeIgniter's magic property access
+    return new Proxy<Session>(this as Session, propertyAccess) as this;
+  }
+
+  /** The current session ID. */
+  get id(): string {
+    return this[INTERNAL].id;
+  }
+
+  /** CodeIgniter's `$session->session_id`. */
+  get session_id(): string {
+    return this[INTERNAL].id;
+  }
+
+  /** A live view of the data, like PHP's `$_SESSION`: reading, assigning and deleting keys is get/set/remove. */
+  get data(): Partial<Data> & SessionData {
+    const view: SessionData = Object.create(null);
+    return new Proxy(view, dataView(this as Session)) as Partial<Data> & SessionData;
+  }
+
+  // ── userdata ───────────────────────────────────────────────────────────────
+
+  /**
+   * With a key: its value (falsy values as they are) or null; when the key is absent, dot notation is
+   * tried (`user.name`, `\.` escapes a dot, `*` matches every child). Without a key: all userdata
+   * except `__ci_vars` and flash/temp keys.
+   */
+  get(): Partial<Data> & SessionData;
+  get<K extends Key<Data>>(key: K): Data[K] | null;
+  get(key: string): unknown;
+  get(key?: string): unknown {
+    const { data } = this[INTERNAL];
+    if (key === undefined || key === '') {
+      const hidden = new Set([VARS_KEY, ...Object.keys(markersOf(this[INTERNAL]) ?? {})]);
+      const all: SessionData = {};
+      for (const [name, value] of data) if (!hidden.has(name)) all[name] = value;
+      return all;
+    }
+    const direct = data.get(key);
+    if (direct !== undefined && direct !== null) return direct;
+    return searchDotted(key, data);
+  }
+
+  /** `set(key, value)`, `set({k: v, …})`, or `set(['a', 'b'])` (each named key to null). */
+  set<K extends Key<Data>>(key: K, value: Data[K] | null): void;
+  set(values: Partial<Data>): void;
+  set(keys: readonly Key<Data>[]): void;
+  set(keyOrValues: string | readonly string[] | Partial<Data>, value: unknown = null): void {
+    storeEntries(this[INTERNAL], keyOrValues, value);
+  }
+
+  /** Present and not null. */
+  has(key: Key<Data> | (string & {})): boolean {
+    const value = this[INTERNAL].data.get(key);
+    return value !== undefined && value !== null;
+  }
+
+  /** Merges `values` into the object or array stored under `key`; a silent no-op for anything else. */
+  push(key: Key<Data> | (string & {}), values: Record<string, unknown> | readonly unknown[]): void {
+    assertWritable(this[INTERNAL], 'push session data');
+    const current = this[INTERNAL].data.get(key);
+    if (!isContainer(current)) return;
+    let merged: unknown;
+    if (Array.isArray(current)) {
+      merged = [...current, ...(Array.isArray(values) ? values : Object.values(values))];
+    } else {
+      merged = { ...current, ...values };
+    }
+    assertStorable(key, merged);
+    this[INTERNAL].data.set(key, merged);
+  }
+
+  /** Deletes keys; flash and temp markers stay as they are. */
+  remove(keys: Key<Data> | readonly Key<Data>[] | (string & {}) | readonly string[]): void {
+    assertWritable(this[INTERNAL], 'remove session data');
+    for (const key of keyList(keys)) this[INTERNAL].data.delete(key);
+  }
+
+  // ── flashdata ──────────────────────────────────────────────────────────────
+
+  /** Sets values that survive the next request only. */
+  setFlashdata<K extends Key<Data>>(key: K, value: Data[K] | null): void;
+  setFlashdata(values: Partial<Data>): void;
+  setFlashdata(keyOrValues: string | Partial<Data>, value: unknown = null): void {
+    storeEntries(this[INTERNAL], keyOrValues, value);
+    const keys = typeof keyOrValues === 'string' ? [keyOrValues] : Object.keys(keyOrValues);
+    this.markAsFlashdata(keys);
+  }
+
+  /** Marks existing non-null keys as flashdata; all or nothing. */
+  markAsFlashdata(
+    keys: Key<Data> | readonly Key<Data>[] | (string & {}) | readonly string[],
+  ): boolean {
+    assertWritable(this[INTERNAL], 'mark flashdata');
+    const list = keyList(keys);
+    if (!list.every((key) => this.has(key))) return false;
+    const markers = { ...markersOf(this[INTERNAL]) };
+    for (const key of list) markers[key] = 'new';
+    setMarkersOf(this[INTERNAL], markers);
+    return true;
+  }
+
+  /** With a key: its value if it is flashdata, else null. Without: every flash key and value. */
+  getFlashdata(): Partial<Data> & SessionData;
+  getFlashdata<K extends Key<Data>>(key: K): Data[K] | null;
+  getFlashdata(key: string): unknown;
+  getFlashdata(key?: string): unknown {
+    return markedValues(this[INTERNAL], key, (marker) => typeof marker !== 'number');
+  }
+
+  /** Keeps flashdata for one more request (also turns a plain key into flashdata). */
+  keepFlashdata(keys: Key<Data> | readonly Key<Data>[] | (string & {}) | readonly string[]): void {
+    this.markAsFlashdata(keys);
+  }
+
+  /** Removes flash markers; the values stay as ordinary userdata. */
+  unmarkFlashdata(
+    keys: Key<Data> | readonly Key<Data>[] | (string & {}) | readonly string[],
+  ): void {
+    unmarkKeys(this[INTERNAL], keys, (marker) => typeof marker !== 'number');
+  }
+
+  getFlashKeys(): string[] {
+    return Object.entries(markersOf(this[INTERNAL]) ?? {})
+      .filter(([, marker]) => typeof marker !== 'number')
+      .map(([key]) => key);
+  }
+
+  // ── tempdata ───────────────────────────────────────────────────────────────
+
+  /** Sets values that expire `ttl` seconds from now (0 or omitted: 300). */
+  setTempdata<K extends Key<Data>>(key: K, value: Data[K] | null, ttl?: number): void;
+  setTempdata(values: Partial<Data>, value?: null, ttl?: number): void;
+  setTempdata(keys: readonly Key<Data>[], value?: null, ttl?: number): void;
+  setTempdata(
+    keyOrValues: string | readonly string[] | Partial<Data>,
+    value: unknown = null,
+    ttl = 300,
+  ): void {
+    storeEntries(this[INTERNAL], keyOrValues, value);
+    const keys =
+      typeof keyOrValues === 'string'
+        ? [keyOrValues]
+        : Array.isArray(keyOrValues)
+          ? (keyOrValues as readonly string[])
+          : Object.keys(keyOrValues);
+    this.markAsTempdata(keys, ttl);
+  }
+
+  /**
+   * Marks existing keys (null values allowed) as tempdata: `(key, ttl)`, `([k1, k2], ttl)` or
+   * `({k1: ttl1, k2: ttl2})`; all or nothing. A ttl of 0 means 300.
+   */
+  markAsTempdata(
+    keys:
+      | Key<Data>
+      | readonly Key<Data>[]
+      | (string & {})
+      | readonly string[]
+      | Record<string, number>,
+    ttl = 300,
+  ): boolean {
+    assertWritable(this[INTERNAL], 'mark tempdata');
+    const ttls: [string, number][] =
+      typeof keys === 'string'
+        ? [[keys, ttl]]
+        : Array.isArray(keys)
+          ? (keys as readonly string[]).map((key) => [key, ttl])
+          : Object.entries(keys as Record<string, number>).map(([key, keyTtl]) => [
+              key,
+              typeof keyTtl === 'number' ? keyTtl : ttl,
+            ]);
+    const { data, clock } = this[INTERNAL];
+    if (!ttls.every(([key]) => data.has(key))) return false;
+    const now = nowSeconds(clock);
+    const markers = { ...markersOf(this[INTERNAL]) };
+    for (const [key, seconds] of ttls) {
+      if (!Number.isFinite(seconds))
+        throw new TypeError(`keepsake: the tempdata ttl for "${key}" must be a number of seconds.`);
+      markers[key] = now + (seconds === 0 ? 300 : Math.trunc(seconds));
+    }
+    setMarkersOf(this[INTERNAL], markers);
+    return true;
+  }
+
+  /** With a key: its value if it is tempdata, else null. Without: every temp key and value. */
+  getTempdata(): Partial<Data> & SessionData;
+  getTempdata<K extends Key<Data>>(key: K): Data[K] | null;
+  getTempdata(key: string): unknown;
+  getTempdata(key?: string): unknown {
+    return markedValues(this[INTERNAL], key, (marker) => typeof marker === 'number');
+  }
+
+  /** Removes the temp marker and the value. */
+  removeTempdata(key: Key<Data> | (string & {})): void {
+    this.unmarkTempdata(key);
+    this[INTERNAL].data.delete(key);
+  }
+
+  /** Removes temp markers; the values stay as ordinary userdata. */
+  unmarkTempdata(keys: Key<Data> | readonly Key<Data>[] | (string & {}) | readonly string[]): void {
+    unmarkKeys(this[INTERNAL], keys, (marker) => typeof marker === 'number');
+  }
+
+  getTempKeys(): string[] {
+    return Object.entries(markersOf(this[INTERNAL]) ?? {})
+      .filter(([, marker]) => typeof marker === 'number')
+      .map(([key]) => key);
+  }
+
+  // ── session-wide ───────────────────────────────────────────────────────────
+
+  /** A new ID now; the data moves to it. With `destroy`, the old ID's data is deleted at once (use at login). */
+  regenerate(destroy = false): Promise<void> {
+    return this[INTERNAL].control.regenerate(destroy);
+  }
+
+  /** Deletes the stored session and sends the deletion cookie; later changes in this request throw. */
+  destroy(): Promise<void> {
+    return this[INTERNAL].control.destroy();
+  }
+
+  /** Saves now and releases the lock (PHP's session_write_close); later changes in this request throw. */
+  close(): Promise<void> {
+    return this[INTERNAL].control.close();
+  }
+
+  /** @deprecated CodeIgniter 4's old name for destroy(). */
+  stop(): Promise<void> {
+    return this.destroy();
+  }
+
+  // ── CodeIgniter 3 names ────────────────────────────────────────────────────
+
+  userdata(key?: string): unknown {
+    return key === undefined ? this.get() : this.get(key);
+  }
+  all_userdata(): SessionData {
+    return this.get();
+  }
+  set_userdata(keyOrValues: string | readonly string[] | SessionData, value: unknown = null): void {
+    this.set(keyOrValues as never, value as never);
+  }
+  unset_userdata(keys: string | readonly string[]): void {
+    this.remove(keys);
+  }
+  has_userdata(key: string): boolean {
+    return this.has(key);
+  }
+  mark_as_flash(keys: string | readonly string[]): boolean {
+    return this.markAsFlashdata(keys);
+  }
+  set_flashdata(keyOrValues: string | SessionData, value: unknown = null): void {
+    this.setFlashdata(keyOrValues as never, value as never);
+  }
+  flashdata(key?: string): unknown {
+    return key === undefined ? this.getFlashdata() : this.getFlashdata(key);
+  }
+  keep_flashdata(keys: string | readonly string[]): void {
+    this.keepFlashdata(keys);
+  }
+  unmark_flash(keys: string | readonly string[]): void {
+    this.unmarkFlashdata(keys);
+  }
+  get_flash_keys(): string[] {
+    return this.getFlashKeys();
+  }
+  mark_as_temp(keys: string | readonly string[] | Record<string, number>, ttl = 300): boolean {
+    return this.markAsTempdata(keys, ttl);
+  }
+  set_tempdata(
+    keyOrValues: string | readonly string[] | SessionData,
+    value: unknown = null,
+    ttl = 300,
+  ): void {
+    this.setTempdata(keyOrValues as never, value as never, ttl);
+  }
+  tempdata(key?: string): unknown {
+    return key === undefined ? this.getTempdata() : this.getTempdata(key);
+  }
+  unset_tempdata(key: string): void {
+    this.removeTempdata(key);
+  }
+  unmark_temp(keys: string | readonly string[]): void {
+    this.unmarkTempdata(keys);
+  }
+  get_temp_keys(): string[] {
+    return this.getTempKeys();
+  }
+  sess_regenerate(destroy = false): Promise<void> {
+    return this.regenerate(destroy);
+  }
+  sess_destroy(): Promise<void> {
+    return this.destroy();
+  }
+}
+
+// ── internals: plain functions, because private class members do not work through the Proxy ──
+
+function assertWritable(internals: SessionInternals, operation: string): void {
+  if (internals.state !== 'open') throw new SessionClosedError(internals.state, operation);
+}
+
+function entriesOf(keyOrValues: unknown, value: unknown): [string, unknown][] {
+  if (typeof keyOrValues === 'string') return [[keyOrValues, value]];
+  if (Array.isArray(keyOrValues)) {
+    return keyOrValues.map((key) => {
+      if (typeof key !== 'string')
+        throw new TypeError('keepsake: set([...]) takes a list of key names (strings).');
+      return [key, null];
+    });
+  }
+  if (isPlainRecord(keyOrValues)) return Object.entries(keyOrValues);
+  throw new TypeError(
+    'keepsake: set() takes a key and a value, an object of keys and values, or a list of keys.',
+  );
+}
+
+/** Validates every value first, so a rejected value leaves the session unchanged. */
+function storeEntries(internals: SessionInternals, keyOrValues: unknown, value: unknown): void {
+  assertWritable(internals, 'set session data');
+  const entries = entriesOf(keyOrValues, value);
+  for (const [key, item] of entries) assertStorable(key, item);
+  for (const [key, item] of entries) internals.data.set(key, item === undefined ? null : item);
+}
+
+function markersOf(internals: SessionInternals): Markers | undefined {
+  const markers = internals.data.get(VARS_KEY);
+  return isPlainRecord(markers) ? (markers as Markers) : undefined;
+}
+
+function setMarkersOf(internals: SessionInternals, markers: Markers): void {
+  if (Object.keys(markers).length === 0) internals.data.delete(VARS_KEY);
+  else internals.data.set(VARS_KEY, markers);
+}
+
+function markedValues(
+  internals: SessionInternals,
+  key: string | undefined,
+  isKind: (marker: Marker) => boolean,
+): unknown {
+  const markers = markersOf(internals) ?? {};
+  const { data } = internals;
+  if (key !== undefined) {
+    const marker = markers[key];
+    return marker !== undefined && isKind(marker) ? (data.get(key) ?? null) : null;
+  }
+  const found: SessionData = {};
+  for (const [name, marker] of Object.entries(markers)) {
+    if (isKind(marker) && data.has(name)) found[name] = data.get(name);
+  }
+  return found;
+}
+
+function unmarkKeys(
+  internals: SessionInternals,
+  keys: string | readonly string[],
+  isKind: (marker: Marker) => boolean,
+): void {
+  assertWritable(internals, 'unmark session data');
+  const current = markersOf(internals);
+  if (current === undefined) return;
+  const markers = { ...current };
+  for (const key of keyList(keys)) {
+    const marker = markers[key];
+    if (marker !== undefined && isKind(marker)) delete markers[key];
+  }
+  setMarkersOf(internals, markers);
+}
+
+/**
+ * The per-request flash/temp step: 'new' flash becomes 'old', 'old' flash and tempdata whose expiry
+ * is strictly before now are deleted with their markers.
+ */
+export function ageMarkers(data: Map<string, unknown>, nowSecondsValue: number): void {
+  const markers = data.get(VARS_KEY);
+  if (!isPlainRecord(markers)) {
+    if (markers !== undefined) data.delete(VARS_KEY);
+    return;
+  }
+  const kept: Markers = {};
+  for (const [key, marker] of Object.entries(markers as Markers)) {
+    if (marker === 'new') kept[key] = 'old';
+    else if (marker === 'old' || typeof marker !== 'number' || marker < nowSecondsValue)
+      data.delete(key);
+    else kept[key] = marker;
+  }
+  if (Object.keys(kept).length === 0) data.delete(VARS_KEY);
+  else data.set(VARS_KEY, kept);
+}
+
+const propertyAccess: ProxyHandler<Session> = {
+  get(target, property, receiver) {
+    if (typeof property === 'symbol' || property in target)
+      return Reflect.get(target, property, receiver);
+    return target[INTERNAL].data.get(property) ?? null;
+  },
+  set(target, property, value, receiver) {
+    if (typeof property === 'symbol' || property in target)
+      return Reflect.set(target, property, value, receiver);
+    (receiver as Session).set(property, value);
+    return true;
+  },
+  has(target, property) {
+    if (typeof property === 'symbol' || property in target) return true;
+    return (target as Session).has(property);
+  },
+  deleteProperty(target, property) {
+    if (typeof property === 'symbol' || property in target) return false;
+    (target as Session).remove(property);
+    return true;
+  },
+};
+
+function dataView(session: Session): ProxyHandler<SessionData> {
+  const data = () => session[INTERNAL].data;
+  return {
+    get: (_view, property) => (typeof property === 'string' ? data().get(property) : undefined),
+    set: (_view, property, value) => {
+      if (typeof property !== 'string') return false;
+      session.set(property, value);
+      return true;
+    },
+    deleteProperty: (_view, property) => {
+      if (typeof property !== 'string') return false;
+      session.remove(property);
+      return true;
+    },
+    has: (_view, property) => typeof property === 'string' && data().has(property),
+    ownKeys: () => [...data().keys()],
+    getOwnPropertyDescriptor: (_view, property) =>
+      typeof property === 'string' && data().has(property)
+        ? { value: data().get(property), writable: true, enumerable: true, configurable: true }
+        : undefined,
+  };
+}

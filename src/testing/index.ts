@@ -1,0 +1,7 @@
+export { FakeClock } from '../clock.js';
+export {
+  type ConformanceHarness,
+  type ConformanceTarget,
+  openHarness,
+  runConformanceSuite,
+} from './conformance.js';

@@ -1,0 +1,42 @@
+/**
+ * A tiny Express app used by the multi-process and crash tests: run as a child process with the
+ * session config as JSON in KEEPSAKE_TEST_CONFIG; it prints `listening <port>` when ready.
+ *   GET /inc          read counter, wait KEEPSAKE_TEST_DELAY ms (to widen the race), write counter+1
+ *   GET /count        the counter (read-only: no lock)
+ *   GET /hold?ms=N    takes the session lock and holds it N ms (for crash tests)
+ */
+import express from 'express';
+import { session } from '../../src/adapters/express.js';
+
+const config = JSON.parse(process.env.KEEPSAKE_TEST_CONFIG ?? '{}') as Record<string, unknown>;
+const delayMs = Number(process.env.KEEPSAKE_TEST_DELAY ?? '0');
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const app = express();
+app.use(
+  session({
+    ...config,
+    readOnly: (request) => request.url === '/count',
+  }),
+);
+app.get('/inc', async (request, response) => {
+  const current = Number(request.session.get('count') ?? 0);
+  if (delayMs > 0) await pause(delayMs);
+  request.session.set('count', current + 1);
+  response.json({ count: current + 1 });
+});
+app.get('/count', (request, response) => {
+  response.json({ count: Number(request.session.get('count') ?? 0) });
+});
+app.get('/hold', async (request, response) => {
+  request.session.set('held', true);
+  process.stdout.write('holding\n');
+  await pause(Number(request.query.ms ?? 60_000));
+  response.json({ held: true });
+});
+
+const server = app.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  process.stdout.write(`listening ${port}\n`);
+});

@@ -1,0 +1,77 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export interface ChildServer {
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Resolves when the child prints a line equal to `line`. */
+  waitForLine(line: string): Promise<void>;
+  /** Kills the child (SIGKILL simulates a crash) and waits for it to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const counterApp = fileURLToPath(new URL('./counter-app.ts', import.meta.url));
+
+/** Starts test/helpers/counter-app.ts in its own process with the given session config. */
+export async function startCounterServer(
+  config: Record<string, unknown>,
+  options: { delayMs?: number } = {},
+): Promise<ChildServer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', counterApp], {
+    env: {
+      ...process.env,
+      KEEPSAKE_TEST_CONFIG: JSON.stringify(config),
+      KEEPSAKE_TEST_DELAY: String(options.delayMs ?? 0),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  const waiters: { line: string; resolve: () => void }[] = [];
+  let buffered = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    let newline = buffered.indexOf('\n');
+    while (newline !== -1) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      lines.push(line);
+      for (const waiter of waiters.filter((candidate) => candidate.line === line)) {
+        waiter.resolve();
+      }
+      newline = buffered.indexOf('\n');
+    }
+  });
+  const waitForLine = (line: string) =>
+    new Promise<void>((resolve, reject) => {
+      if (lines.includes(line)) return resolve();
+      waiters.push({ line, resolve });
+      child.once('exit', (code) => reject(new Error(`child exited (${code}) before "${line}"`)));
+    });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('counter app did not start in 20 s')), 20_000);
+    const check = () => {
+      const found = lines.find((line) => line.startsWith('listening '));
+      if (found === undefined) return;
+      clearTimeout(timer);
+      child.stdout?.off('data', check);
+      resolve(Number(found.slice('listening '.length)));
+    };
+    child.stdout?.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`counter app exited with ${code} before listening`));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    child,
+    waitForLine,
+    async kill(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
