@@ -1,0 +1,57 @@
+/** The array (memory) driver vs express-session's MemoryStore. */
+import { createRequire } from 'node:module';
+import type { RequestHandler } from 'express';
+import { session } from '../src/adapters/express.js';
+import type { BenchApps, BenchGroup } from './harness.js';
+
+const require = createRequire(import.meta.url);
+
+/** express-session's request view: the counter is a plain property of req.session. */
+export type PeerSessionRequest = { session: Record<string, unknown> };
+
+/** express-session with a given store, configured as its docs recommend for a counter app. */
+export function expressSession(store?: unknown): RequestHandler {
+  const expressSessionFactory = require('express-session') as (options: object) => RequestHandler;
+  return expressSessionFactory({
+    secret: 'keepsake-bench',
+    resave: false,
+    saveUninitialized: true,
+    ...(store === undefined ? {} : { store }),
+  });
+}
+
+/** read/write of the counter for express-session based peers. */
+export const peerCounter = {
+  read: (request: unknown) => Number((request as PeerSessionRequest).session.count ?? 0),
+  write: (request: unknown, value: number) => {
+    (request as PeerSessionRequest).session.count = value;
+  },
+};
+
+/** read/write of the counter for keepsake. */
+export const keepsakeCounter = {
+  read: (request: unknown) =>
+    Number((request as { session: { get(key: string): unknown } }).session.get('count') ?? 0),
+  write: (request: unknown, value: number) => {
+    (request as { session: { set(key: string, value: unknown): void } }).session.set(
+      'count',
+      value,
+    );
+  },
+};
+
+export const apps: BenchApps = {
+  'keepsake-array': async () => {
+    const middleware = session({ driver: 'array' });
+    return {
+      middleware: middleware as unknown as RequestHandler,
+      ...keepsakeCounter,
+      close: () => middleware.manager.shutdown(),
+    };
+  },
+  'express-session-memory': async () => ({ middleware: expressSession(), ...peerCounter }),
+};
+
+export const groups: BenchGroup[] = [
+  { title: 'memory', keepsake: 'keepsake-array', peer: 'express-session-memory' },
+];
