@@ -1,7 +1,7 @@
 /** The array (memory) driver vs express-session's MemoryStore. */
 import { createRequire } from 'node:module';
 import type { RequestHandler } from 'express';
-import { session } from '../src/adapters/express.js';
+import { session } from 'keepsake/express';
 import type { BenchApps, BenchGroup } from './harness.js';
 
 const require = createRequire(import.meta.url);

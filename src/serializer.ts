@@ -68,6 +68,8 @@ export function serialize(data: ReadonlyMap<string, unknown>): string {
   const record: Record<string, unknown> = {};
   for (const [key, value] of data) record[key] = value;
   return JSON.stringify(record, function replacer(this: Record<string, unknown>, key, value) {
+    // A Date reaches the replacer already turned into a string by its toJSON().
+    if (typeof value !== 'string') return value;
     const original = this[key];
     return original instanceof Date ? { [DATE_TAG]: original.toISOString() } : value;
   });
@@ -75,15 +77,20 @@ export function serialize(data: ReadonlyMap<string, unknown>): string {
 
 /** Parses a stored payload; throws (SyntaxError or TypeError) when it is not a keepsake payload. */
 export function deserialize(payload: string): Map<string, unknown> {
-  const parsed: unknown = JSON.parse(payload, (_key, value: unknown) => {
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-      const tagged = (value as Record<string, unknown>)[DATE_TAG];
-      if (typeof tagged === 'string' && Object.keys(value).length === 1) return new Date(tagged);
-    }
-    return value;
-  });
+  // The reviver costs a call per value; only payloads that hold a Date need it.
+  const parsed: unknown = payload.includes(DATE_TAG)
+    ? JSON.parse(payload, reviveDate)
+    : JSON.parse(payload);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new TypeError('the payload is not a JSON object');
   }
   return new Map(Object.entries(parsed));
+}
+
+function reviveDate(_key: string, value: unknown): unknown {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const tagged = (value as Record<string, unknown>)[DATE_TAG];
+    if (typeof tagged === 'string' && Object.keys(value).length === 1) return new Date(tagged);
+  }
+  return value;
 }

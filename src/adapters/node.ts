@@ -59,52 +59,80 @@ export function session(options: SessionMiddlewareOptions = {}): SessionMiddlewa
   return Object.assign(middleware, { manager });
 }
 
+/** What the patched response methods need; kept on the response to avoid per-request closures. */
+interface Attached {
+  manager: SessionManager;
+  session: Session;
+  writeHead: ServerResponse['writeHead'];
+  end: ServerResponse['end'];
+  ending: boolean;
+}
+
+const ATTACHED = Symbol('keepsake.response');
+type AttachedResponse = ServerResponse & { [ATTACHED]: Attached };
+
 /**
  * Hooks the response: Set-Cookie is added when the headers go out, and `end()` waits for the
  * session to be written (PHP's write-before-output order). A response that never ends (client gone)
  * still releases the lock on 'close'.
  */
 function attach(manager: SessionManager, started: Session, response: ServerResponse): void {
-  const { logger } = manager.config;
-  const writeHead = response.writeHead;
-  response.writeHead = function writeHeadWithCookies(
-    this: ServerResponse,
-    ...args: Parameters<ServerResponse['writeHead']>
-  ) {
-    if (!this.headersSent) {
-      for (const cookie of manager.setCookies(started)) this.appendHeader('Set-Cookie', cookie);
-    }
-    return writeHead.apply(this, args);
-  } as ServerResponse['writeHead'];
+  const attached: Attached = {
+    manager,
+    session: started,
+    writeHead: response.writeHead,
+    end: response.end,
+    ending: false,
+  };
+  (response as AttachedResponse)[ATTACHED] = attached;
+  response.writeHead = writeHeadWithCookies as ServerResponse['writeHead'];
+  response.end = endAfterCommit as ServerResponse['end'];
+  response.on('close', commitOnClose);
+}
 
-  const end = response.end;
-  let ending = false;
-  response.end = function endAfterCommit(this: ServerResponse, ...args: unknown[]) {
-    if (ending) return this;
-    ending = true;
-    manager.commit(started).then(
-      () => Reflect.apply(end, this, args),
-      (error: unknown) => {
-        logger.error('keepsake: saving the session failed', error);
-        if (this.headersSent) {
-          Reflect.apply(end, this, args);
-          return;
-        }
-        for (const name of this.getHeaderNames()) this.removeHeader(name);
-        const status = error instanceof SessionError ? error.status : 500;
-        const message = error instanceof Error ? error.message : String(error);
-        this.statusCode = status;
-        this.setHeader('Content-Type', 'text/plain; charset=utf-8');
-        Reflect.apply(end, this, [message]);
-      },
-    );
-    return this;
-  } as ServerResponse['end'];
+function writeHeadWithCookies(this: AttachedResponse, ...args: unknown[]): unknown {
+  const { manager, session, writeHead } = this[ATTACHED];
+  if (!this.headersSent) {
+    for (const cookie of manager.setCookies(session)) this.appendHeader('Set-Cookie', cookie);
+  }
+  return Reflect.apply(writeHead, this, args);
+}
 
-  response.once('close', () => {
-    manager.commit(started).catch((error: unknown) => {
-      logger.error('keepsake: saving the session of an aborted request failed', error);
-    });
+function endAfterCommit(this: AttachedResponse, ...args: unknown[]): AttachedResponse {
+  const attached = this[ATTACHED];
+  if (attached.ending) return this;
+  attached.ending = true;
+  attached.manager.commit(attached.session).then(
+    () => Reflect.apply(attached.end, this, args),
+    (error: unknown) => answerCommitFailure(this, attached, args, error),
+  );
+  return this;
+}
+
+/** Saving failed: an unsent response becomes the error; a streamed one can only end as it is. */
+function answerCommitFailure(
+  response: AttachedResponse,
+  attached: Attached,
+  args: unknown[],
+  error: unknown,
+): void {
+  attached.manager.config.logger.error('keepsake: saving the session failed', error);
+  if (response.headersSent) {
+    Reflect.apply(attached.end, response, args);
+    return;
+  }
+  for (const name of response.getHeaderNames()) response.removeHeader(name);
+  response.statusCode = error instanceof SessionError ? error.status : 500;
+  response.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  Reflect.apply(attached.end, response, [
+    error instanceof Error ? error.message : 'keepsake: saving the session failed',
+  ]);
+}
+
+function commitOnClose(this: AttachedResponse): void {
+  const { manager, session } = this[ATTACHED];
+  manager.commit(session).catch((error: unknown) => {
+    manager.config.logger.error('keepsake: saving the session of an aborted request failed', error);
   });
 }
 
