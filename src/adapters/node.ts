@@ -27,15 +27,24 @@ export interface SessionMiddleware {
 }
 
 /** What the manager needs from a node:http request. `ip` is Express's (trust proxy aware) when present. */
-export function requestInfo(request: IncomingMessage, readOnly: boolean): RequestInfo {
+export function requestInfo(
+  request: IncomingMessage,
+  readOnly: boolean,
+  needsIp = true,
+): RequestInfo {
   const requestedWith = request.headers['x-requested-with'];
-  const expressIp = (request as IncomingMessage & { ip?: unknown }).ip;
   return {
     cookieHeader: request.headers.cookie,
-    ip: typeof expressIp === 'string' ? expressIp : (request.socket.remoteAddress ?? ''),
+    ip: needsIp ? clientIp(request) : '',
     ajax: typeof requestedWith === 'string' && requestedWith.toLowerCase() === 'xmlhttprequest',
     readOnly,
   };
+}
+
+/** Express's `req.ip` (trust-proxy aware; computed on each read, so only when matchIP needs it). */
+function clientIp(request: IncomingMessage): string {
+  const expressIp = (request as IncomingMessage & { ip?: unknown }).ip;
+  return typeof expressIp === 'string' ? expressIp : (request.socket.remoteAddress ?? '');
 }
 
 /**
@@ -48,7 +57,7 @@ export function session(options: SessionMiddlewareOptions = {}): SessionMiddlewa
   const manager = new SessionManager(config);
   const middleware = (request: IncomingMessage, response: ServerResponse, next: Next): void => {
     manager
-      .start(requestInfo(request, readOnly?.(request) ?? false))
+      .start(requestInfo(request, readOnly?.(request) ?? false, manager.config.matchIP))
       .then((started) => {
         (request as SessionRequest).session = started;
         attach(manager, started, response);
@@ -68,8 +77,15 @@ interface Attached {
   ending: boolean;
 }
 
-const ATTACHED = Symbol('keepsake.response');
-type AttachedResponse = ServerResponse & { [ATTACHED]: Attached };
+// A WeakMap, not a property: Express swaps the response's prototype, after which every property
+// added to it costs microseconds (measured), and this runs on every request.
+const attachments = new WeakMap<ServerResponse, Attached>();
+
+function attachedTo(response: ServerResponse): Attached {
+  const attached = attachments.get(response);
+  if (attached === undefined) throw new Error('keepsake: response was not started by keepsake');
+  return attached;
+}
 
 /**
  * Hooks the response: Set-Cookie is added when the headers go out, and `end()` waits for the
@@ -84,22 +100,22 @@ function attach(manager: SessionManager, started: Session, response: ServerRespo
     end: response.end,
     ending: false,
   };
-  (response as AttachedResponse)[ATTACHED] = attached;
+  attachments.set(response, attached);
   response.writeHead = writeHeadWithCookies as ServerResponse['writeHead'];
   response.end = endAfterCommit as ServerResponse['end'];
   response.on('close', commitOnClose);
 }
 
-function writeHeadWithCookies(this: AttachedResponse, ...args: unknown[]): unknown {
-  const { manager, session, writeHead } = this[ATTACHED];
+function writeHeadWithCookies(this: ServerResponse, ...args: unknown[]): unknown {
+  const { manager, session, writeHead } = attachedTo(this);
   if (!this.headersSent) {
     for (const cookie of manager.setCookies(session)) this.appendHeader('Set-Cookie', cookie);
   }
   return Reflect.apply(writeHead, this, args);
 }
 
-function endAfterCommit(this: AttachedResponse, ...args: unknown[]): AttachedResponse {
-  const attached = this[ATTACHED];
+function endAfterCommit(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const attached = attachedTo(this);
   if (attached.ending) return this;
   attached.ending = true;
   attached.manager.commit(attached.session).then(
@@ -111,7 +127,7 @@ function endAfterCommit(this: AttachedResponse, ...args: unknown[]): AttachedRes
 
 /** Saving failed: an unsent response becomes the error; a streamed one can only end as it is. */
 function answerCommitFailure(
-  response: AttachedResponse,
+  response: ServerResponse,
   attached: Attached,
   args: unknown[],
   error: unknown,
@@ -129,8 +145,8 @@ function answerCommitFailure(
   ]);
 }
 
-function commitOnClose(this: AttachedResponse): void {
-  const { manager, session } = this[ATTACHED];
+function commitOnClose(this: ServerResponse): void {
+  const { manager, session } = attachedTo(this);
   manager.commit(session).catch((error: unknown) => {
     manager.config.logger.error('keepsake: saving the session of an aborted request failed', error);
   });
