@@ -177,6 +177,8 @@ export class SessionManager {
         await handler.write(held.key, held.lock, payload);
       }
     } catch (error) {
+      // The write failed, so the store may still hold our lock: try to free it for the next request.
+      await handler.close(held.key, held.lock).catch(() => {});
       throw this.#storeError(handler, 'write', error);
     } finally {
       held.releaseQueue();
@@ -321,6 +323,7 @@ export class SessionManager {
         );
       }
     } catch (error) {
+      await handler.close(old.key, old.lock).catch(() => {});
       throw this.#storeError(handler, 'regenerate', error);
     } finally {
       old.releaseQueue();
@@ -344,6 +347,7 @@ export class SessionManager {
     try {
       await handler.destroy(held.key, held.lock);
     } catch (error) {
+      await handler.close(held.key, held.lock).catch(() => {});
       throw this.#storeError(handler, 'destroy', error);
     } finally {
       held.releaseQueue();
