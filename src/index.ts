@@ -25,4 +25,4 @@ export type {
 export type { SessionLogger } from './log.js';
 export { createSessionManager, type RequestInfo, SessionManager } from './manager.js';
 export type { SessionValue } from './serializer.js';
-export { Session, type SessionData } from './session.js';
+export { type AppSessionData, Session, type SessionData, type SessionDataMap } from './session.js';

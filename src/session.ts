@@ -6,6 +6,17 @@ import { assertStorable } from './serializer.js';
 /** Session data as an app sees it: any JSON-storable value (or Date) under string keys. */
 export type SessionData = Record<string, unknown>;
 
+/**
+ * Your app's session shape, declared once by module augmentation:
+ * `declare module 'keepsake' { interface SessionDataMap { count: number } }`. Every adapter's
+ * session then types those keys (`get('count')` is `number | null`); other keys stay `unknown`.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: apps add their keys by declaration merging
+export interface SessionDataMap {}
+
+/** The default data shape of a Session: SessionData narrowed by SessionDataMap. */
+export type AppSessionData = SessionDataMap & SessionData;
+
 /** Where flash and temp markers live, as in CodeIgniter. */
 export const VARS_KEY = '__ci_vars';
 export const LAST_REGENERATE_KEY = '__ci_last_regenerate';
@@ -52,7 +63,7 @@ function keyList(keys: string | readonly string[]): readonly string[] {
  * The session of one request: CodeIgniter 4's Session API (with the CodeIgniter 3 names as aliases).
  * `session.foo` reads and `session.foo = 1` writes the userdata key `foo` when `foo` is not a method.
  */
-export class Session<Data extends SessionData = SessionData> {
+export class Session<Data extends SessionData = AppSessionData> {
   declare readonly [INTERNAL]: SessionInternals;
 
   constructor(internals: SessionInternals) {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionConfig } from '../config.js';
 import { SessionError } from '../errors.js';
 import { type RequestInfo, SessionManager } from '../manager.js';
-import type { Session, SessionData } from '../session.js';
+import type { AppSessionData, Session, SessionData } from '../session.js';
 
 /** Options of the middleware: the session configuration plus per-request choices. */
 export interface SessionMiddlewareOptions extends SessionConfig {
@@ -14,7 +14,7 @@ export interface SessionMiddlewareOptions extends SessionConfig {
 }
 
 /** A request after the middleware ran. */
-export type SessionRequest<Data extends SessionData = SessionData> = IncomingMessage & {
+export type SessionRequest<Data extends SessionData = AppSessionData> = IncomingMessage & {
   session: Session<Data>;
 };
 
@@ -169,7 +169,7 @@ export function sendSessionError(response: ServerResponse, error: unknown): void
  * For plain node:http: `http.createServer(withSession(config, async (req, res) => { … }))`. Errors
  * of the session (503) or the handler (500) are answered instead of crashing the process.
  */
-export function withSession<Data extends SessionData = SessionData>(
+export function withSession<Data extends SessionData = AppSessionData>(
   options: SessionMiddlewareOptions,
   handler: (request: SessionRequest<Data>, response: ServerResponse) => unknown,
 ): ((request: IncomingMessage, response: ServerResponse) => void) & { manager: SessionManager } {

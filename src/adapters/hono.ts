@@ -1,0 +1,79 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { SessionConfig } from '../config.js';
+import { SessionError } from '../errors.js';
+import { SessionManager } from '../manager.js';
+import type { Session } from '../session.js';
+
+/** Options of the middleware: the session configuration plus per-request choices. */
+export interface HonoSessionOptions extends SessionConfig {
+  /** Requests whose session is read without a lock and cannot be changed (e.g. a polling route). */
+  readOnly?: (c: Context) => boolean;
+  /**
+   * The client IP used by `matchIP`. Default: the socket address under `@hono/node-server` (what
+   * its `getConnInfo` reports), else ''. On other runtimes, or behind a proxy you trust, pass your
+   * own, e.g. `(c) => getConnInfo(c).remote.address ?? ''` from your runtime's `hono/<runtime>`.
+   */
+  getIp?: (c: Context) => string;
+}
+
+/** Hono middleware; `manager` is exposed for shutdown() and collectGarbage(). */
+export type HonoSessionMiddleware = MiddlewareHandler & { readonly manager: SessionManager };
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** The keepsake session of this request (`c.get('session')`); typed by `SessionDataMap`. */
+    session: Session;
+  }
+}
+
+interface NodeServerBindings {
+  incoming?: IncomingMessage;
+  server?: { incoming?: IncomingMessage };
+}
+
+/** @hono/node-server passes the node request as `c.env.incoming` (or `c.env.server.incoming`). */
+function nodeServerIp(c: Context): string {
+  const bindings = c.env as NodeServerBindings | undefined;
+  const incoming = bindings?.incoming ?? bindings?.server?.incoming;
+  return incoming?.socket?.remoteAddress ?? '';
+}
+
+/**
+ * Session middleware for Hono: `app.use(session({ ...config }))`, then `c.get('session')` is the
+ * Session. The session is saved after the handler ran (also when it threw) and before the response
+ * leaves; a lock timeout or store failure becomes an `HTTPException` with status 503 (its `cause`
+ * is the keepsake error), which `app.onError` receives.
+ */
+export function session(options: HonoSessionOptions = {}): HonoSessionMiddleware {
+  const { readOnly, getIp = nodeServerIp, ...config } = options;
+  const manager = new SessionManager(config);
+  const middleware: MiddlewareHandler = async (c, next) => {
+    const ajax = c.req.header('x-requested-with')?.toLowerCase() === 'xmlhttprequest';
+    const started = await manager
+      .start({
+        cookieHeader: c.req.header('cookie'),
+        ip: getIp(c),
+        ajax,
+        readOnly: readOnly?.(c) ?? false,
+      })
+      .catch(asHttpException);
+    c.set('session', started);
+    // Hono turns a handler's error into the onError response inside next(), so this always runs.
+    await next();
+    await manager.commit(started).catch(asHttpException);
+    for (const cookie of manager.setCookies(started))
+      c.header('Set-Cookie', cookie, { append: true });
+  };
+  return Object.assign(middleware, { manager });
+}
+
+function asHttpException(error: unknown): never {
+  if (error instanceof SessionError && error.status === 503) {
+    throw new HTTPException(503, { message: error.message, cause: error });
+  }
+  throw error;
+}
+
+export type { SessionManager } from '../manager.js';

@@ -1,0 +1,4 @@
+import { fastifyApp } from '../helpers/apps/fastify.js';
+import { runHttpSuite } from './suite.js';
+
+runHttpSuite(fastifyApp);

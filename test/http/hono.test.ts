@@ -1,0 +1,4 @@
+import { honoApp } from '../helpers/apps/hono.js';
+import { runHttpSuite } from './suite.js';
+
+runHttpSuite(honoApp);

@@ -1,0 +1,4 @@
+import { koaApp } from '../helpers/apps/koa.js';
+import { runHttpSuite } from './suite.js';
+
+runHttpSuite(koaApp);

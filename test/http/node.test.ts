@@ -1,0 +1,4 @@
+import { nodeApp } from '../helpers/apps/node.js';
+import { runHttpSuite } from './suite.js';
+
+runHttpSuite(nodeApp);
