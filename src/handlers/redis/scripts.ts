@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+
+/** A Lua script and its SHA1, for EVALSHA with an EVAL fallback. */
+export interface RedisScript {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(name: string, source: string): RedisScript {
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/**
+ * KEYS: session data, its lock. ARGV: lock token, lock TTL (ms).
+ * Takes the lock and reads the data in one round trip: `{1, data or nil}`, or `{0}` while another
+ * request holds the lock.
+ */
+export const LOCK_AND_READ = script(
+  'lock-and-read',
+  `if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('GET', KEYS[1])}
+end
+return {0}`,
+);
+
+/**
+ * KEYS: session data, its lock. ARGV: lock token, mode, lifetime (s), payload.
+ * Modes: 'write' stores the payload, 'touch' restarts the data's TTL, 'close' only unlocks,
+ * 'destroy' deletes the data. Everything but 'destroy' happens only while the lock still holds
+ * our token (answer 0 otherwise); a logout must delete the data even when the lock was lost.
+ * Answers 1 when done and unlocked, 2 when 'touch' found no data (the lock is kept, so the caller
+ * can write it).
+ */
+export const SAVE_AND_UNLOCK = script(
+  'save-and-unlock',
+  `local mode = ARGV[2]
+if mode == 'destroy' then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if mode == 'write' then
+  redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[3])
+elseif mode == 'touch' then
+  if redis.call('EXPIRE', KEYS[1], ARGV[3]) == 0 then return 2 end
+end
+redis.call('DEL', KEYS[2])
+return 1`,
+);
+
+/** KEYS: the lock. ARGV: lock token, lock TTL (ms). Extends the lock while it holds our token: 1, else 0. */
+export const RENEW_LOCK = script(
+  'renew-lock',
+  `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`,
+);
