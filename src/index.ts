@@ -22,6 +22,11 @@ export type {
   SessionKey,
   SessionLock,
 } from './handlers/contract.js';
+export {
+  type SessionTableOptions,
+  type SqlDialect,
+  sessionTableSql,
+} from './handlers/database/schema.js';
 export type { SessionLogger } from './log.js';
 export { createSessionManager, type RequestInfo, SessionManager } from './manager.js';
 export type { SessionValue } from './serializer.js';

@@ -1,0 +1,98 @@
+import { SessionConfigError } from '../../errors.js';
+
+/** The SQL dialects the database driver speaks. */
+export type SqlDialect = 'postgres' | 'mysql';
+
+/** What the session table's CREATE statement depends on. */
+export interface SessionTableOptions {
+  readonly dialect: SqlDialect;
+  /** Table name, optionally schema-qualified (`app.sessions`); default `ci_sessions`. */
+  readonly table?: string;
+  /** Primary key (id, ip_address) instead of (id), for the `matchIP` option. */
+  readonly matchIP?: boolean;
+}
+
+export const DEFAULT_TABLE = 'ci_sessions';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** A validated table name split into its optional schema and its name. */
+export interface TableName {
+  readonly schema: string | null;
+  readonly name: string;
+}
+
+/** Validates `savePath` as a table name; only plain identifiers are accepted, so quoting can never be escaped. */
+export function parseTableName(savePath: string): TableName {
+  const text = savePath === '' ? DEFAULT_TABLE : savePath;
+  const parts = text.split('.');
+  if (parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part))) {
+    throw new SessionConfigError(
+      'savePath',
+      `the database driver takes a table name in savePath (letters, digits and "_", at most 63 characters, optionally "schema.table"), got ${JSON.stringify(savePath)}.`,
+    );
+  }
+  const [first, second] = parts as [string, string | undefined];
+  return second === undefined ? { schema: null, name: first } : { schema: first, name: second };
+}
+
+/** The identifier quoted for the dialect (safe because parseTableName allows no quote characters). */
+export function quoteIdentifier(dialect: SqlDialect, identifier: string): string {
+  return dialect === 'postgres' ? `"${identifier}"` : `\`${identifier}\``;
+}
+
+/** The (possibly schema-qualified) table, quoted. */
+export function quoteTable(dialect: SqlDialect, table: TableName): string {
+  const name = quoteIdentifier(dialect, table.name);
+  return table.schema === null ? name : `${quoteIdentifier(dialect, table.schema)}.${name}`;
+}
+
+/** The shell command that prints the CREATE TABLE for this table. */
+export function migrationCommand(dialect: SqlDialect, table: TableName, matchIP: boolean): string {
+  const qualified = table.schema === null ? table.name : `${table.schema}.${table.name}`;
+  return `npx keepsake migration --driver ${dialect} --table ${qualified}${matchIP ? ' --match-ip' : ''}`;
+}
+
+/**
+ * The CREATE TABLE (and index) statements for the session table: the seed's columns plus
+ * `lock_token` (who holds the row's lock, NULL when free) and `lock_expires` (epoch milliseconds
+ * after which a crashed holder's lock counts as free). `timestamp` is the last write in epoch
+ * seconds; 0 marks a row that only holds the lock of a session never written yet.
+ */
+export function sessionTableSql(options: SessionTableOptions): string {
+  const table = parseTableName(options.table ?? DEFAULT_TABLE);
+  const { dialect } = options;
+  const q = (identifier: string) => quoteIdentifier(dialect, identifier);
+  const qualified = quoteTable(dialect, table);
+  const primaryKey = options.matchIP ? `${q('id')}, ${q('ip_address')}` : q('id');
+  const indexName = q(`${table.name}_timestamp`);
+  if (dialect === 'postgres') {
+    return [
+      `CREATE TABLE IF NOT EXISTS ${qualified} (`,
+      `  ${q('id')} varchar(128) NOT NULL,`,
+      `  ${q('ip_address')} inet NOT NULL,`,
+      `  ${q('timestamp')} bigint DEFAULT 0 NOT NULL,`,
+      `  ${q('data')} bytea DEFAULT '' NOT NULL,`,
+      `  ${q('lock_token')} varchar(64) NULL,`,
+      `  ${q('lock_expires')} bigint DEFAULT 0 NOT NULL,`,
+      `  PRIMARY KEY (${primaryKey})`,
+      ');',
+      `CREATE INDEX IF NOT EXISTS ${indexName} ON ${qualified} (${q('timestamp')});`,
+      '',
+    ].join('\n');
+  }
+  return [
+    `CREATE TABLE IF NOT EXISTS ${qualified} (`,
+    `  ${q('id')} varchar(128) NOT NULL,`,
+    `  ${q('ip_address')} varchar(45) NOT NULL,`,
+    `  ${q('timestamp')} int(10) unsigned DEFAULT 0 NOT NULL,`,
+    // mediumblob, not the seed's blob: blob stops at 64 KiB, which a session can outgrow.
+    `  ${q('data')} mediumblob NOT NULL,`,
+    `  ${q('lock_token')} varchar(64) NULL DEFAULT NULL,`,
+    `  ${q('lock_expires')} bigint unsigned DEFAULT 0 NOT NULL,`,
+    `  PRIMARY KEY (${primaryKey}),`,
+    `  KEY ${indexName} (${q('timestamp')})`,
+    ') ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;',
+    '',
+  ].join('\n');
+}

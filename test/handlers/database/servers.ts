@@ -1,0 +1,71 @@
+/** Shared setup of the database driver tests: URLs of the machine's servers and table helpers. */
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { type SqlDialect, sessionTableSql } from '../../../src/handlers/database/schema.js';
+
+export const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const MYSQL_URL = 'mysql://root@127.0.0.1:3306/test';
+
+export const urlOf = (dialect: SqlDialect) => (dialect === 'postgres' ? POSTGRES_URL : MYSQL_URL);
+
+/** Runs SQL (several statements separated by ";\n" allowed) on a short-lived connection. */
+export async function runSql(dialect: SqlDialect, sql: string): Promise<void> {
+  const statements = sql
+    .split(/;\s*\n/)
+    .map((statement) => statement.trim())
+    .filter((statement) => statement !== '');
+  if (dialect === 'postgres') {
+    const client = new pg.Client({
+      connectionString: POSTGRES_URL,
+      connectionTimeoutMillis: 5_000,
+    });
+    await client.connect();
+    try {
+      for (const statement of statements) await client.query(statement);
+    } finally {
+      await client.end();
+    }
+    return;
+  }
+  const connection = await mysql.createConnection({ uri: MYSQL_URL, connectTimeout: 5_000 });
+  try {
+    for (const statement of statements) await connection.query(statement);
+  } finally {
+    await connection.end();
+  }
+}
+
+/** Creates a fresh session table (dropping an old one of the same name). */
+export async function createTable(
+  dialect: SqlDialect,
+  table: string,
+  matchIP: boolean,
+): Promise<void> {
+  await dropTable(dialect, table);
+  await runSql(dialect, sessionTableSql({ dialect, table, matchIP }));
+}
+
+export async function dropTable(dialect: SqlDialect, table: string): Promise<void> {
+  await runSql(dialect, `DROP TABLE IF EXISTS ${table}`);
+}
+
+/** Rows of the table, for assertions about what is stored. */
+export async function countRows(dialect: SqlDialect, table: string): Promise<number> {
+  if (dialect === 'postgres') {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM ${table}`);
+      return (rows[0] as { n: number }).n;
+    } finally {
+      await client.end();
+    }
+  }
+  const connection = await mysql.createConnection({ uri: MYSQL_URL });
+  try {
+    const [rows] = await connection.query(`SELECT count(*) AS n FROM ${table}`);
+    return Number((rows as { n: number }[])[0]?.n);
+  } finally {
+    await connection.end();
+  }
+}
