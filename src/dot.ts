@@ -31,7 +31,10 @@ function search(segments: readonly string[], container: Record<string, unknown>)
     if (found.length === 0) return null;
     return found.length === 1 ? found[0] : found;
   }
-  const value = Object.hasOwn(container, segment) ? container[segment] : undefined;
+  // Own enumerable keys only, i.e. the stored data: not inherited members, not an array's `length`.
+  const value = Object.prototype.propertyIsEnumerable.call(container, segment)
+    ? container[segment]
+    : undefined;
   if (value === undefined || value === null) return null;
   if (rest.length === 0) return value;
   const next = children(value);

@@ -11,7 +11,7 @@ import type { SessionHandler, SessionKey, SessionLock } from './handlers/contrac
 import { loadHandler } from './handlers/registry.js';
 import { createSessionId, isValidSessionId } from './id.js';
 import { KeyedQueue } from './locks.js';
-import { deserialize, serialize } from './serializer.js';
+import { assertStorable, deserialize, serialize } from './serializer.js';
 import {
   ageMarkers,
   INTERNAL,
@@ -169,8 +169,17 @@ export class SessionManager {
     if (held === undefined) return;
     state.held = undefined;
     const handler = this.#requireHandler();
+    let payload: string;
     try {
-      const payload = serialize(internals.data);
+      // Objects stored by reference may have been changed since set() checked them.
+      for (const [key, value] of internals.data) assertStorable(key, value);
+      payload = serialize(internals.data);
+    } catch (error) {
+      await handler.close(held.key, held.lock).catch(() => {});
+      held.releaseQueue();
+      throw error;
+    }
+    try {
       if (payload === state.storedPayload) {
         await handler.updateTimestamp(held.key, held.lock, payload);
       } else {

@@ -56,6 +56,10 @@ function check(key: string, value: unknown, path: string, ancestors: Set<object>
         `a ${kind} instance (only plain objects, arrays and Dates round-trip)`,
       );
     }
+    if (Object.hasOwn(object, DATE_TAG))
+      throw new SessionValueError(key, path, `an object using the reserved key "${DATE_TAG}"`);
+    if (Object.getOwnPropertySymbols(object).length > 0)
+      throw new SessionValueError(key, path, 'an object with symbol keys (JSON drops them)');
     for (const [name, child] of Object.entries(object)) {
       check(key, child, path === '' ? name : `${path}.${name}`, ancestors);
     }
@@ -65,8 +69,8 @@ function check(key: string, value: unknown, path: string, ancestors: Set<object>
 
 /** Session data as stored: JSON with Dates tagged so they come back as Dates. */
 export function serialize(data: ReadonlyMap<string, unknown>): string {
-  const record: Record<string, unknown> = {};
-  for (const [key, value] of data) record[key] = value;
+  // fromEntries defines own properties, so even a key named `__proto__` is kept.
+  const record: Record<string, unknown> = Object.fromEntries(data);
   return JSON.stringify(record, function replacer(this: Record<string, unknown>, key, value) {
     // A Date reaches the replacer already turned into a string by its toJSON().
     if (typeof value !== 'string') return value;

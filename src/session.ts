@@ -390,7 +390,12 @@ function entriesOf(keyOrValues: unknown, value: unknown): [string, unknown][] {
 function storeEntries(internals: SessionInternals, keyOrValues: unknown, value: unknown): void {
   assertWritable(internals, 'set session data');
   const entries = entriesOf(keyOrValues, value);
-  for (const [key, item] of entries) assertStorable(key, item);
+  for (const [key, item] of entries) {
+    // Plain objects (the stored record, get()'s result) would turn it into their prototype and lose it.
+    if (key === '__proto__')
+      throw new TypeError('keepsake: "__proto__" cannot be a session key; choose another name.');
+    assertStorable(key, item);
+  }
   for (const [key, item] of entries) internals.data.set(key, item === undefined ? null : item);
 }
 
@@ -412,7 +417,8 @@ function markedValues(
   const markers = markersOf(internals) ?? {};
   const { data } = internals;
   if (key !== undefined) {
-    const marker = markers[key];
+    // Own keys only: a key named `toString` must not find Object.prototype's method as its marker.
+    const marker = Object.hasOwn(markers, key) ? markers[key] : undefined;
     return marker !== undefined && isKind(marker) ? (data.get(key) ?? null) : null;
   }
   const found: SessionData = {};

@@ -8,6 +8,7 @@ import {
   SessionHeadersSentError,
   SessionLockTimeoutError,
   SessionStoreError,
+  SessionValueError,
 } from '../src/errors.js';
 import type { SessionLogger } from '../src/log.js';
 import { normalizeIp, type RequestInfo, SessionManager } from '../src/manager.js';
@@ -386,4 +387,19 @@ describe('configuration errors', () => {
       );
     });
   }
+});
+
+describe('SessionManager: values changed after set()', () => {
+  it('a stored object later given an unstorable value fails the save with SessionValueError and keeps the old data', async () => {
+    const { manager, handler } = harness();
+    const profile: Record<string, unknown> = { name: 'ada' };
+    const { session } = await visit(manager, request(), (s) => s.set('profile', profile));
+    const next = await manager.start(request(session.id));
+    const stored = next.get('profile') as Record<string, unknown>;
+    stored.size = 10n;
+    await assert.rejects(manager.commit(next), SessionValueError);
+    assert.equal(handler.count('write'), 1);
+    const after = await visit(manager, request(session.id));
+    assert.deepEqual(after.session.get('profile'), { name: 'ada' });
+  });
 });

@@ -141,7 +141,7 @@ function answerCommitFailure(
   response.statusCode = error instanceof SessionError ? error.status : 500;
   response.setHeader('Content-Type', 'text/plain; charset=utf-8');
   Reflect.apply(attached.end, response, [
-    error instanceof Error ? error.message : 'keepsake: saving the session failed',
+    error instanceof SessionError && error.expose ? error.message : 'Internal Server Error',
   ]);
 }
 
@@ -155,7 +155,8 @@ function commitOnClose(this: ServerResponse): void {
 /** The failure answer when no framework error handler exists (plain node:http). */
 export function sendSessionError(response: ServerResponse, error: unknown): void {
   const status = error instanceof SessionError ? error.status : 500;
-  const message = error instanceof SessionError ? error.message : 'Internal Server Error';
+  const message =
+    error instanceof SessionError && error.expose ? error.message : 'Internal Server Error';
   if (response.headersSent) {
     response.destroy(error instanceof Error ? error : undefined);
     return;
