@@ -316,8 +316,8 @@ export class SessionManager {
     state.storedPayload = null;
     internals.id = fresh.id;
     internals.data.set(LAST_REGENERATE_KEY, nowSeconds(this.config.clock));
-    if (state.issuedNewId) state.issuedNewId = true;
-    else state.idChanged = true;
+    // A brand-new session's cookie is already due; otherwise the changed ID must be sent.
+    if (!state.issuedNewId) state.idChanged = true;
     if (old === undefined) return;
     try {
       if (destroyOld || this.config.regenerateGrace === 0) {

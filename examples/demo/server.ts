@@ -1,37 +1,22 @@
-import express from 'express';
-import { session } from '../../src/adapters/express.js';
+/**
+ * The keepsake demo: `npm start`, then open the printed URL.
+ *   PORT                                  port to listen on (default 3000; 0 = any free port)
+ *   KEEPSAKE_SAVE_PATH or SESSION_DIR     session directory (default: keepsake-sessions in the OS temp directory)
+ *   KEEPSAKE_TIME_TO_UPDATE               seconds between session ID rotations (default 300)
+ */
+import { createDemoApp } from './app.js';
 
 const port = Number(process.env.PORT ?? 3000);
-const app = express();
-app.use(express.urlencoded({ extended: false }));
-app.use(session({ driver: 'array' }));
+const savePath = process.env.KEEPSAKE_SAVE_PATH ?? process.env.SESSION_DIR ?? '';
+const timeToUpdate = Number(process.env.KEEPSAKE_TIME_TO_UPDATE ?? 300);
 
-const page = (body: string) =>
-  `<!doctype html><meta charset="utf-8"><title>keepsake demo</title><body>${body}</body>`;
-
-app.get('/', (request, response) => {
-  const visits = Number(request.session.get('visits') ?? 0) + 1;
-  request.session.set('visits', visits);
-  const notice = request.session.getFlashdata('notice');
-  response.send(
-    page(`<h1>keepsake</h1>
-<p id="visits">Visits in this session: ${visits}</p>
-${typeof notice === 'string' ? `<p id="notice">${notice.replace(/[<&]/g, '')}</p>` : ''}
-<form method="post" action="/notice"><button>Flash a notice</button></form>
-<form method="post" action="/logout"><button>Destroy the session</button></form>`),
-  );
+const app = createDemoApp({ savePath, timeToUpdate });
+const server = app.listen(port, '127.0.0.1', () => {
+  const address = server.address();
+  const actualPort = typeof address === 'object' && address !== null ? address.port : port;
+  process.stdout.write(`keepsake demo on http://127.0.0.1:${actualPort}/\n`);
 });
 
-app.post('/notice', (request, response) => {
-  request.session.setFlashdata('notice', 'This notice is flashdata: it shows once.');
-  response.redirect(303, '/');
-});
-
-app.post('/logout', async (request, response) => {
-  await request.session.destroy();
-  response.redirect(303, '/');
-});
-
-app.listen(port, () => {
-  process.stdout.write(`keepsake demo on http://localhost:${port}\n`);
-});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => server.close(() => process.exit(0)));
+}

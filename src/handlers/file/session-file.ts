@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { errorCode } from './io-timeout.js';
+
+/** The payload of an open session file whose stat is `stats` (the whole file, read from offset 0). */
+export async function readPayload(handle: FileHandle, stats: Stats): Promise<string> {
+  const buffer = Buffer.allocUnsafe(stats.size);
+  let filled = 0;
+  while (filled < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.toString('utf8', 0, filled);
+}
+
+/**
+ * Opens `path` read-only and hands the file and its stat to `use`; undefined when the file does not
+ * exist. The file is closed afterwards whatever happens.
+ */
+export async function withSessionFile<T>(
+  path: string,
+  use: (handle: FileHandle, stats: Stats) => Promise<T>,
+): Promise<T | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return await use(handle, await handle.stat());
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Replaces the file at `path` with `data` by writing a temporary file beside it and renaming it
+ * over the old one: rename is atomic, so every reader, and the file left after a crash at any
+ * moment, holds either the old or the new payload in full. `mtime` sets the modification time
+ * (needed only when the session clock is not the system clock). There is no fsync: a process crash
+ * loses nothing that was renamed, and a power loss at worst loses the latest writes.
+ */
+export async function replaceAtomically(
+  path: string,
+  data: string,
+  mtime: Date | null,
+): Promise<void> {
+  const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
+  const handle = await open(temporary, 'wx', 0o600);
+  try {
+    try {
+      await handle.writeFile(data, 'utf8');
+      if (mtime !== null) await handle.utimes(mtime, mtime);
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => {});
+    throw error;
+  }
+}
