@@ -6,14 +6,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisStore } from 'connect-redis';
-import express, { type RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import { session } from 'keepsake/express';
 import { createClient } from 'redis';
 import { expressSession, keepsakeCounter, peerCounter } from './array.bench.js';
 import type { BenchApp, BenchApps, BenchGroup } from './harness.js';
+import { countSequentialRequests, type StoreCounter } from './sequential.js';
 
 const SHARED_PORT = 6379;
 /** A spare port for extras()' private server (the test files use 7301–7313). */
@@ -82,6 +82,17 @@ export const groups: BenchGroup[] = [
   },
 ];
 
+/** INFO commandstats of the private server around the measured requests (reset at the start). */
+const commandStatsCounter: StoreCounter<Map<string, number>> = {
+  start: async () => {
+    const client = createClient({ socket: { host: '127.0.0.1', port: PRIVATE_PORT } });
+    await client.connect();
+    await client.configResetStat();
+    client.destroy();
+  },
+  stop: () => commandStats(PRIVATE_PORT),
+};
+
 async function commandStats(port: number): Promise<Map<string, number>> {
   const client = createClient({ socket: { host: '127.0.0.1', port } });
   await client.connect();
@@ -96,45 +107,6 @@ async function commandStats(port: number): Promise<Map<string, number>> {
     return stats;
   } finally {
     client.destroy();
-  }
-}
-
-/**
- * Serves `app`'s counter route in this process, runs `count` sequential requests on one session and
- * answers the private server's command counts for them.
- */
-async function sequentialRequests(built: BenchApp, count: number): Promise<Map<string, number>> {
-  const app = express();
-  if (built.middleware !== null) app.use(built.middleware);
-  app.get('/', async (request, response) => {
-    const value = (await built.read(request)) + 1;
-    built.write(request, value);
-    response.json({ count: value });
-  });
-  const server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  try {
-    const first = await fetch(url);
-    await first.arrayBuffer();
-    const cookie = first.headers
-      .getSetCookie()
-      .map((line) => line.split(';')[0])
-      .join('; ');
-    const warmup = await fetch(url, { headers: { cookie } });
-    await warmup.arrayBuffer();
-    const client = createClient({ socket: { host: '127.0.0.1', port: PRIVATE_PORT } });
-    await client.connect();
-    await client.configResetStat();
-    client.destroy();
-    for (let index = 0; index < count; index += 1) {
-      const response = await fetch(url, { headers: { cookie } });
-      await response.arrayBuffer();
-    }
-    return await commandStats(PRIVATE_PORT);
-  } finally {
-    server.close();
-    await built.close?.();
   }
 }
 
@@ -184,11 +156,16 @@ export async function extras(): Promise<string[]> {
     ];
   }
   try {
-    const keepsake = await sequentialRequests(
+    const keepsake = await countSequentialRequests(
       await keepsakeRedis(PRIVATE_PORT),
       SEQUENTIAL_REQUESTS,
+      commandStatsCounter,
     );
-    const peer = await sequentialRequests(await connectRedis(PRIVATE_PORT), SEQUENTIAL_REQUESTS);
+    const peer = await countSequentialRequests(
+      await connectRedis(PRIVATE_PORT),
+      SEQUENTIAL_REQUESTS,
+      commandStatsCounter,
+    );
     const scripts = (keepsake.get('evalsha') ?? 0) + (keepsake.get('eval') ?? 0);
     const peerTotal = [...peer.values()].reduce((sum, calls) => sum + calls, 0);
     return [

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
 import { SessionManager } from '../../src/manager.js';
-import { CookieJar } from '../helpers/cookie-jar.js';
+import { assertOutageAndRecovery } from '../helpers/outage.js';
 import { type ChildServer, startCounterServer } from '../helpers/processes.js';
 import {
   type PrivateRedis,
@@ -35,16 +34,6 @@ function requireRedis(): PrivateRedis {
   return redis;
 }
 
-/** GET with a hard bound, so a hanging request fails the test instead of stalling it. */
-async function get(url: string, cookie: string | undefined, boundMs: number) {
-  const response = await fetch(url, {
-    headers: cookie === undefined ? {} : { cookie },
-    signal: AbortSignal.timeout(boundMs),
-  });
-  await response.arrayBuffer();
-  return response.status;
-}
-
 describe('redis outage on a private server', { skip }, () => {
   it('answers 503 within the IO timeout while Redis is down, stays up, and recovers by itself', async () => {
     const server = await startCounterServer({
@@ -56,46 +45,15 @@ describe('redis outage on a private server', { skip }, () => {
       gcProbability: 0,
     });
     children.push(server);
-    const jar = new CookieJar();
-    assert.equal((await jar.fetch(`${server.url}/inc`)).status, 200);
-    const cookie = jar.header();
-
-    // Load from a few concurrent clients while the server goes away.
-    let stop = false;
-    const outcomes: number[] = [];
-    const load = Array.from({ length: 4 }, async () => {
-      while (!stop) {
-        outcomes.push(await get(`${server.url}/inc`, cookie, IO_TIMEOUT_MS + 3_000));
-      }
+    // The restarted server has forgotten the Lua scripts, so recovery also goes through the EVAL
+    // fallback.
+    await assertOutageAndRecovery({
+      server,
+      storeName: 'Redis',
+      boundMs: IO_TIMEOUT_MS + 3_000,
+      stopStore: () => requireRedis().kill(),
+      restartStore: () => requireRedis().restart(),
     });
-    await sleep(200);
-    await requireRedis().kill();
-    const downSince = outcomes.length;
-    await sleep(800);
-    stop = true;
-    await Promise.all(load);
-    assert.ok(outcomes.slice(0, downSince).includes(200), 'requests succeeded before the outage');
-    const during = outcomes.slice(downSince + 4);
-    assert.ok(during.length > 0, 'requests were answered during the outage');
-    assert.deepEqual(
-      during.filter((status) => status !== 503),
-      [],
-      'every request during the outage was a 503',
-    );
-    for (const path of ['/inc', '/count']) {
-      assert.equal(await get(`${server.url}${path}`, cookie, IO_TIMEOUT_MS + 3_000), 503);
-    }
-    assert.equal(server.child.exitCode, null, 'the app process is still running');
-
-    await requireRedis().restart();
-    let status = 0;
-    for (let attempt = 0; attempt < 50 && status !== 200; attempt += 1) {
-      status = await get(`${server.url}/inc`, cookie, IO_TIMEOUT_MS + 3_000);
-      if (status !== 200) await sleep(100);
-    }
-    assert.equal(status, 200, 'the app serves again once Redis is back, without a restart');
-    // The restarted server forgot its Lua scripts, so this also went through the EVAL fallback.
-    assert.equal(await get(`${server.url}/count`, cookie, 2_000), 200);
   });
 
   it('costs two Redis commands (two EVALSHA) per request on an uncontended session', async () => {

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { CookieJar } from '../helpers/cookie-jar.js';
-import { type ChildServer, startCounterServer } from '../helpers/processes.js';
+import {
+  type ChildServer,
+  concurrentIncrements,
+  startCounterServer,
+} from '../helpers/processes.js';
 import { serviceSkip } from '../helpers/services.js';
 import { deleteKeys, listKeys, SHARED_HOST, SHARED_PORT, uniquePrefix } from './redis/servers.js';
 
@@ -41,16 +45,8 @@ describe('redis driver across processes', { skip }, () => {
     const cookie = jar.header();
     assert.ok(cookie !== undefined, 'the first increment set a session cookie');
 
-    const increment = async (url: string) => {
-      const response = await fetch(`${url}/inc`, { headers: { cookie } });
-      await response.arrayBuffer();
-      return response.status;
-    };
-    const statuses = await Promise.all(
-      Array.from({ length: 150 }, () => [increment(first.url), increment(second.url)]).flat(),
-    );
     assert.deepEqual(
-      statuses.filter((status) => status !== 200),
+      await concurrentIncrements([first, second], cookie, 150),
       [],
       'every increment succeeded',
     );

@@ -75,3 +75,23 @@ export async function startCounterServer(
     },
   };
 }
+
+/**
+ * Sends `perServer` concurrent `/inc` requests with `cookie` to each server, interleaved, and
+ * answers the statuses that were not 200 (none, when every increment succeeded).
+ */
+export async function concurrentIncrements(
+  servers: readonly ChildServer[],
+  cookie: string,
+  perServer: number,
+): Promise<number[]> {
+  const increment = async (url: string) => {
+    const response = await fetch(`${url}/inc`, { headers: { cookie } });
+    await response.arrayBuffer();
+    return response.status;
+  };
+  const statuses = await Promise.all(
+    Array.from({ length: perServer }, () => servers.map((server) => increment(server.url))).flat(),
+  );
+  return statuses.filter((status) => status !== 200);
+}
