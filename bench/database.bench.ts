@@ -3,16 +3,15 @@
  * on its own table of the shared servers, with pools of the same size. extras() counts the SQL
  * statements one request costs on an uncontended session, by wrapping each pool's query().
  */
-import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
-import express, { type RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import { session } from 'keepsake/express';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { sessionTableSql } from '../src/handlers/database/schema.js';
 import { expressSession, keepsakeCounter, peerCounter } from './array.bench.js';
 import type { BenchApp, BenchApps, BenchGroup } from './harness.js';
+import { countSequentialRequests } from './sequential.js';
 
 const require = createRequire(import.meta.url);
 
@@ -57,7 +56,8 @@ interface CountedApp {
 async function keepsakePostgres(): Promise<CountedApp> {
   const table = 'keepsake_bench_pg';
   const counted = pgPool();
-  await counted.pool.query(`DROP TABLE IF EXISTS ${table}`);
+  const drop = `DROP TABLE IF EXISTS ${table}, ${table}_locks`;
+  await counted.pool.query(drop);
   for (const statement of sessionTableSql({ dialect: 'postgres', table }).split(';\n')) {
     if (statement.trim() !== '') await counted.pool.query(statement);
   }
@@ -70,7 +70,7 @@ async function keepsakePostgres(): Promise<CountedApp> {
       ...keepsakeCounter,
       close: async () => {
         await middleware.manager.shutdown();
-        await counted.pool.query(`DROP TABLE IF EXISTS ${table}`);
+        await counted.pool.query(drop);
         await counted.pool.end();
       },
     },
@@ -178,37 +178,13 @@ export const groups: BenchGroup[] = [
   },
 ];
 
-/** Serves the counter route in this process and counts statements over sequential requests on one session. */
+/** SQL statements per request over sequential requests on one session. */
 async function statementsPerRequest(made: CountedApp): Promise<number> {
-  const app = express();
-  if (made.app.middleware !== null) app.use(made.app.middleware);
-  app.get('/', async (request, response) => {
-    const value = (await made.app.read(request)) + 1;
-    made.app.write(request, value);
-    response.json({ count: value });
+  const statements = await countSequentialRequests(made.app, SEQUENTIAL_REQUESTS, {
+    start: () => made.counter.reset(),
+    stop: () => made.counter.statements(),
   });
-  const server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  try {
-    const first = await fetch(url);
-    await first.arrayBuffer();
-    const cookie = first.headers
-      .getSetCookie()
-      .map((line) => line.split(';')[0])
-      .join('; ');
-    const warmup = await fetch(url, { headers: { cookie } });
-    await warmup.arrayBuffer();
-    made.counter.reset();
-    for (let index = 0; index < SEQUENTIAL_REQUESTS; index += 1) {
-      const response = await fetch(url, { headers: { cookie } });
-      await response.arrayBuffer();
-    }
-    return made.counter.statements() / SEQUENTIAL_REQUESTS;
-  } finally {
-    server.close();
-    await made.app.close?.();
-  }
+  return statements / SEQUENTIAL_REQUESTS;
 }
 
 /** SQL statements per request on an uncontended session, for both dialects. */
@@ -219,7 +195,12 @@ export async function extras(): Promise<string[]> {
   for (const name of Object.keys(factories) as (keyof typeof factories)[]) {
     try {
       const perRequest = await statementsPerRequest(await factories[name]());
-      const note = name.startsWith('keepsake') ? ' (lock + read, write + unlock)' : ' (no lock)';
+      const note =
+        name === 'keepsake-postgres'
+          ? ' (lock + read, in the UNLOGGED lock table: no WAL flush; write + unlock: one WAL flush)'
+          : name === 'keepsake-mysql'
+            ? ' (lock + read, write + unlock: two redo-log flushes)'
+            : ' (no lock)';
       lines.push(`  ${name} **${perRequest.toFixed(2)}**${note}`);
     } catch (error) {
       lines.push(

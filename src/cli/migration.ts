@@ -23,7 +23,8 @@ export class UsageError extends Error {}
 export const USAGE = `Usage: keepsake migration --driver postgres|mysql [--table NAME] [--match-ip] [--out DIR]
        (alias: keepsake session:migration)
 
-Prints the CREATE TABLE for the database session driver (the seed's "spark session:migration").
+Prints the CREATE TABLE statements for the database session driver (the seed's
+"spark session:migration"): the session table and, on PostgreSQL, its UNLOGGED lock table.
 
 Options:
   --driver postgres|mysql  the database (also: postgresql, pg, mariadb)
@@ -81,7 +82,15 @@ export async function runMigrationCommand(
       );
     throw error;
   }
-  const sql = sessionTableSql({ dialect, table, matchIP: values['match-ip'] ?? false });
+  let sql: string;
+  try {
+    sql = sessionTableSql({ dialect, table, matchIP: values['match-ip'] ?? false });
+  } catch (error) {
+    // A name valid in general but too long for PostgreSQL's lock table name.
+    if (error instanceof SessionConfigError)
+      throw new UsageError(`invalid --table "${table}": ${error.message}`);
+    throw error;
+  }
   if (values.out === undefined) {
     output.stdout(sql);
     return 0;

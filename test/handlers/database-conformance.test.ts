@@ -21,7 +21,13 @@ for (const [dialect, label, port, table] of servers) {
       savePath: table,
       connection: urlOf(dialect),
       expiry: 'settings',
-      cleanup: () => runSql(dialect, `DELETE FROM ${table}`),
+      cleanup: () =>
+        runSql(
+          dialect,
+          dialect === 'postgres'
+            ? `DELETE FROM ${table};\nDELETE FROM ${table}_locks`
+            : `DELETE FROM ${table}`,
+        ),
     });
   });
 }

@@ -12,6 +12,7 @@ import {
   countRows,
   createTable,
   dropTable,
+  lockRowsTable,
   MYSQL_URL,
   POSTGRES_URL,
   runSql,
@@ -86,18 +87,26 @@ for (const [dialect, label, port] of servers) {
       );
     });
 
-    it('says which lock columns a CodeIgniter table lacks', async () => {
-      const ciTable = `${table}_ci`;
-      await runSql(
-        dialect,
-        `CREATE TABLE ${ciTable} (id varchar(128) NOT NULL, ip_address varchar(45) NOT NULL, timestamp bigint DEFAULT 0 NOT NULL, data text NOT NULL, PRIMARY KEY (id))`,
-      );
-      await assert.rejects(
-        open({}, ciTable),
-        (error: unknown) =>
-          error instanceof SessionConfigError && /lock_token, lock_expires/.test(error.message),
-      );
-    });
+    it(
+      dialect === 'postgres'
+        ? 'names the missing lock table of a CodeIgniter table'
+        : 'says which lock columns a CodeIgniter table lacks',
+      async () => {
+        const ciTable = `${table}_ci`;
+        await runSql(
+          dialect,
+          `CREATE TABLE ${ciTable} (id varchar(128) NOT NULL, ip_address varchar(45) NOT NULL, timestamp bigint DEFAULT 0 NOT NULL, data text NOT NULL, PRIMARY KEY (id))`,
+        );
+        const expected =
+          dialect === 'postgres'
+            ? new RegExp(`lock table "${ciTable}_locks" .* does not exist.*npx keepsake migration`)
+            : /lock_token, lock_expires/;
+        await assert.rejects(
+          open({}, ciTable),
+          (error: unknown) => error instanceof SessionConfigError && expected.test(error.message),
+        );
+      },
+    );
 
     it('refuses matchIP on a table keyed by id alone', async () => {
       await assert.rejects(
@@ -122,7 +131,7 @@ for (const [dialect, label, port] of servers) {
       );
     });
 
-    it('does not count a locked placeholder of a new session as a stored session', async () => {
+    it('does not count the lock of a new session as a stored session, and close removes it', async () => {
       const { handler } = await open();
       const { handler: other } = await open();
       const fresh = key('b');
@@ -130,8 +139,10 @@ for (const [dialect, label, port] of servers) {
       assert.equal(held.data, null);
       assert.equal(await other.validateId(fresh), false);
       assert.equal(await other.peek(fresh), null);
+      assert.equal(await countRows(dialect, lockRowsTable(dialect, table)), 1, 'the lock row');
       await handler.close(fresh, held.lock);
       assert.equal(await countRows(dialect, table), 0);
+      assert.equal(await countRows(dialect, lockRowsTable(dialect, table)), 0);
     });
 
     it('gc keeps an expired row while its lock is held, and close then removes it', async () => {
@@ -147,6 +158,79 @@ for (const [dialect, label, port] of servers) {
       await handler.close(stale, locked.lock);
       assert.equal(await countRows(dialect, table), 0);
     });
+
+    it('gc removes lock rows unused for the whole lifetime, and no held one', async () => {
+      const { handler, clock } = await open({ lifetimeSeconds: 60 });
+      const idle = key('g');
+      const busy = key('h');
+      let locked = await handler.read(idle, 1_000);
+      await handler.write(idle, locked.lock, '{"idle":1}');
+      locked = await handler.read(busy, 1_000);
+      await handler.write(busy, locked.lock, '{"busy":1}');
+      locked = await handler.read(busy, 1_000);
+      clock.advance(200);
+      // Released lock rows are stamped with Date.now(); the purge takes those stamped before now.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(await handler.gc(60), 1, 'the idle session goes, the held one stays');
+      assert.equal(await countRows(dialect, table), 1);
+      if (dialect === 'postgres') assert.equal(await countRows(dialect, `${table}_locks`), 1);
+      await handler.close(busy, locked.lock);
+      await handler.destroy(busy, null);
+    });
+
+    if (dialect === 'postgres') {
+      it('refuses a table name too long for its lock table', async () => {
+        await assert.rejects(
+          open({}, 'x'.repeat(58)),
+          (error: unknown) =>
+            error instanceof SessionConfigError && /at most 57 characters/.test(error.message),
+        );
+      });
+
+      it('creates the lock table UNLOGGED', async () => {
+        const client = new pg.Client({ connectionString: POSTGRES_URL });
+        await client.connect();
+        try {
+          const { rows } = await client.query(
+            `SELECT relpersistence FROM pg_class WHERE oid = to_regclass('${table}_locks')`,
+          );
+          assert.deepEqual(rows, [{ relpersistence: 'u' }]);
+        } finally {
+          await client.end();
+        }
+      });
+
+      it('reads a write committed while its lock statement waited, not its older snapshot', async () => {
+        const { handler } = await open();
+        const session = key('i');
+        const first = await handler.read(session, 1_000);
+        await handler.write(session, first.lock, '{"n":1}');
+        // Another holder's write + release, kept open so the next lock statement starts (taking
+        // its snapshot) before it commits, and waits for it on the lock row.
+        const writer = new pg.Client({ connectionString: POSTGRES_URL });
+        await writer.connect();
+        try {
+          await writer.query('BEGIN');
+          await writer.query(`UPDATE ${table} SET data = $1 WHERE id = $2`, [
+            Buffer.from('{"n":2}'),
+            session.id,
+          ]);
+          await writer.query(`UPDATE ${table}_locks SET version = version + 1 WHERE id = $1`, [
+            session.id,
+          ]);
+          const reading = handler.read(session, 5_000);
+          await untilWaiting(writer);
+          await writer.query('COMMIT');
+          const second = await reading;
+          assert.equal(second.data, '{"n":2}');
+          await handler.close(session, second.lock);
+        } finally {
+          await writer.query('ROLLBACK').catch(() => {});
+          await writer.end();
+        }
+        await handler.destroy(session, null);
+      });
+    }
 
     it('takes over the lock of a holder that died without releasing it, once lockTtl has passed', async () => {
       const { handler: crashed } = await open({ lockTtlMs: 300 });
@@ -202,6 +286,26 @@ for (const [dialect, label, port] of servers) {
       }
     });
   });
+}
+
+/** Resolves once a statement of another connection waits for a row lock held by `holder`. */
+async function untilWaiting(holder: pg.Client): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const { rows } = await holder.query(
+      `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+         AND $1 = ANY(pg_blocking_pids(pid))`,
+      [await backendPid(holder)],
+    );
+    if (rows.length > 0) return;
+    if (Date.now() > deadline) throw new Error('the lock statement never waited');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function backendPid(client: pg.Client): Promise<number> {
+  const { rows } = await client.query('SELECT pg_backend_pid() AS pid');
+  return (rows[0] as { pid: number }).pid;
 }
 
 type AnyPool = pg.Pool | mysql.Pool | ReturnType<mysql.Pool['promise']>;

@@ -20,13 +20,12 @@ import type { RowKey, SessionTableStore, SqlErrorLike } from './store.js';
 
 /** ip_address is NOT NULL (and part of the key under matchIP); rows without matchIP use this. */
 const NO_IP = '0.0.0.0';
-const REQUIRED_COLUMNS = ['id', 'ip_address', 'timestamp', 'data', 'lock_token', 'lock_expires'];
 const FIRST_RETRY_MS = 4;
 const MAX_RETRY_MS = 100;
 
 interface HeldLock {
   readonly key: RowKey;
-  /** The read found no live session: a close() must remove the placeholder row. */
+  /** The read found no live session: a close() must remove the lock's row (and an expired session). */
   readonly empty: boolean;
   renewTimer: NodeJS.Timeout | undefined;
 }
@@ -40,9 +39,10 @@ function isMissingTable(error: unknown): boolean {
 }
 
 /**
- * Sessions in a PostgreSQL or MySQL/MariaDB table. The lock lives in the session's own row
- * (`lock_token`, `lock_expires`): it is taken and the row read in one statement, and released by
- * the statement that writes, so no pooled connection is held while a request runs or waits.
+ * Sessions in a PostgreSQL or MySQL/MariaDB table. The lock lives in a row (of the UNLOGGED table
+ * `<table>_locks` on PostgreSQL, of the session itself on MySQL): it is taken and the session read
+ * in one statement, and released by the statement that writes, so no pooled connection is held
+ * while a request runs or waits.
  */
 export class DatabaseHandler implements SessionHandler {
   readonly name = 'database';
@@ -76,11 +76,22 @@ export class DatabaseHandler implements SessionHandler {
           `the session table "${tableText}" does not exist. Create it with the SQL printed by \`${fix}\`.`,
         );
       }
-      const missing = REQUIRED_COLUMNS.filter((column) => !shape.columns.includes(column));
+      const missing = store.requiredColumns.filter((column) => !shape.columns.includes(column));
       if (missing.length > 0) {
         throw new SessionConfigError(
           'savePath',
-          `the session table "${tableText}" lacks the column(s) ${missing.join(', ')} (keepsake keeps its lock in lock_token and lock_expires). See \`${fix}\` for the full table, and docs/drivers/database.md for the ALTER TABLE that upgrades a CodeIgniter table.`,
+          `the session table "${tableText}" lacks the column(s) ${missing.join(', ')}${store.lockTable === null ? ' (keepsake keeps its lock in lock_token and lock_expires)' : ''}. See \`${fix}\` for the full table, and docs/drivers/database.md for the ALTER TABLE that upgrades a CodeIgniter table.`,
+        );
+      }
+      if (shape.lockTable === 'missing') {
+        throw new SessionConfigError(
+          'savePath',
+          `the lock table "${store.lockTable}" of the session table "${tableText}" does not exist. Create it with the SQL printed by \`${fix}\` (it is safe to run again: every statement is CREATE … IF NOT EXISTS).`,
+        );
+      }
+      if (shape.lockTable === 'logged') {
+        settings.logger.warn(
+          `keepsake: the lock table "${store.lockTable}" is not UNLOGGED, so every lock costs a WAL flush; recreate it with the SQL printed by \`${fix}\` after dropping it, or run ALTER TABLE … SET UNLOGGED.`,
         );
       }
       const keyHasIp = shape.primaryKey.includes('ip_address');
@@ -157,9 +168,9 @@ export class DatabaseHandler implements SessionHandler {
     const store = this.#requireStore();
     const held = this.#forget(lock);
     const rowKey = this.#rowKey(key);
-    // A key read as empty holds only a placeholder row (or an expired one): leave nothing behind.
+    // A key read as empty holds only a lock (and maybe an expired session): leave nothing behind.
     if (held?.empty !== false)
-      await this.#io('close', () => store.deleteLocked(rowKey, lock.token));
+      await this.#io('close', () => store.deleteLocked(rowKey, lock.token, this.#liveAfter()));
     else await this.#io('close', () => store.unlock(rowKey, lock.token));
   }
 
@@ -279,8 +290,13 @@ export class DatabaseHandler implements SessionHandler {
     const dialect = this.#store?.dialect ?? 'postgres';
     const settings = this.#requireSettings();
     const tableText = table.schema === null ? table.name : `${table.schema}.${table.name}`;
+    const locks = this.#store?.lockTable ?? null;
+    const what =
+      locks === null
+        ? `the session table "${tableText}" does not exist`
+        : `the session table "${tableText}" or its lock table "${locks}" does not exist`;
     return new Error(
-      `the session table "${tableText}" does not exist; create it with the SQL printed by \`${migrationCommand(dialect, table, settings.matchIP)}\``,
+      `${what}; create it with the SQL printed by \`${migrationCommand(dialect, table, settings.matchIP)}\``,
       { cause },
     );
   }

@@ -16,12 +16,22 @@ type Row = Record<string, unknown>;
 const RETRYABLE_LOCK_ERRORS = new Set([1205, 1213]);
 
 /**
- * The session table's statements for MySQL and MariaDB. A lock attempt is one
+ * The session table's statements for MySQL and MariaDB. The lock lives in the session row
+ * (`lock_token`, `lock_expires`). A lock attempt is one
  * `INSERT … ON DUPLICATE KEY UPDATE … RETURNING` on MariaDB ≥ 10.5, and that statement followed by
  * a SELECT on MySQL, which has no RETURNING.
  */
 export class MysqlSessionStore implements SessionTableStore {
   readonly dialect = 'mysql';
+  readonly requiredColumns = [
+    'id',
+    'ip_address',
+    'timestamp',
+    'data',
+    'lock_token',
+    'lock_expires',
+  ];
+  readonly lockTable = null;
   readonly #client: MysqlQueryable;
   readonly #table: TableName;
   readonly #ioTimeoutMs: number;
@@ -129,6 +139,7 @@ export class MysqlSessionStore implements SessionTableStore {
     await this.#query(this.#sql.unlock, [key.id, key.ip, token]);
   }
 
+  /** The row was read as empty or expired while locked, so all of it goes. */
   async deleteLocked(key: RowKey, token: string): Promise<void> {
     await this.#query(this.#sql.deleteLocked, [key.id, key.ip, token]);
   }

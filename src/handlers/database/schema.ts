@@ -47,17 +47,43 @@ export function quoteTable(dialect: SqlDialect, table: TableName): string {
   return table.schema === null ? name : `${quoteIdentifier(dialect, table.schema)}.${name}`;
 }
 
-/** The shell command that prints the CREATE TABLE for this table. */
+/** The shell command that prints the CREATE TABLE statements for this table. */
 export function migrationCommand(dialect: SqlDialect, table: TableName, matchIP: boolean): string {
   const qualified = table.schema === null ? table.name : `${table.schema}.${table.name}`;
   return `npx keepsake migration --driver ${dialect} --table ${qualified}${matchIP ? ' --match-ip' : ''}`;
 }
 
+/** Longest table name whose PostgreSQL lock table name (`<name>_locks`) still fits in 63 bytes. */
+const MAX_POSTGRES_TABLE = 63 - '_locks'.length;
+
 /**
- * The CREATE TABLE (and index) statements for the session table: the seed's columns plus
- * `lock_token` (who holds the row's lock, NULL when free) and `lock_expires` (epoch milliseconds
- * after which a crashed holder's lock counts as free). `timestamp` is the last write in epoch
- * seconds; 0 marks a row that only holds the lock of a session never written yet.
+ * The PostgreSQL lock table that goes with the session table: `<table>_locks` in the same schema.
+ * Throws a SessionConfigError when that name would be too long for PostgreSQL, which would
+ * silently truncate it.
+ */
+export function lockTableName(table: TableName): TableName {
+  if (table.name.length > MAX_POSTGRES_TABLE) {
+    throw new SessionConfigError(
+      'savePath',
+      `on PostgreSQL the session table name may have at most ${MAX_POSTGRES_TABLE} characters, because its lock table is named "<table>_locks" and PostgreSQL cuts names at 63; "${table.name}" has ${table.name.length}.`,
+    );
+  }
+  return { schema: table.schema, name: `${table.name}_locks` };
+}
+
+/**
+ * The CREATE TABLE (and index) statements.
+ *
+ * PostgreSQL: the session table has CodeIgniter's columns (`timestamp` is the last write in epoch
+ * seconds), and the locks live in a separate UNLOGGED table `<table>_locks`: taking a lock then
+ * writes no WAL, so the commit of a lock-and-read statement waits for no WAL flush (an unlogged
+ * table is emptied by a PostgreSQL crash, which only frees the locks). `lock_token` is the holder
+ * (NULL when free), `lock_expires` the epoch milliseconds after which a crashed holder's lock
+ * counts as free (or when it was released), and `version` counts changes of the lock row, so a
+ * lock taker can tell whether its read is as new as the lock it took.
+ *
+ * MySQL/MariaDB: the lock lives in the session row (`lock_token`, `lock_expires`); `timestamp` 0
+ * marks a row that only holds the lock of a session never written yet.
  */
 export function sessionTableSql(options: SessionTableOptions): string {
   const table = parseTableName(options.table ?? DEFAULT_TABLE);
@@ -67,17 +93,25 @@ export function sessionTableSql(options: SessionTableOptions): string {
   const primaryKey = options.matchIP ? `${q('id')}, ${q('ip_address')}` : q('id');
   const indexName = q(`${table.name}_timestamp`);
   if (dialect === 'postgres') {
+    const locks = quoteTable(dialect, lockTableName(table));
     return [
       `CREATE TABLE IF NOT EXISTS ${qualified} (`,
       `  ${q('id')} varchar(128) NOT NULL,`,
       `  ${q('ip_address')} inet NOT NULL,`,
       `  ${q('timestamp')} bigint DEFAULT 0 NOT NULL,`,
       `  ${q('data')} bytea DEFAULT '' NOT NULL,`,
-      `  ${q('lock_token')} varchar(64) NULL,`,
-      `  ${q('lock_expires')} bigint DEFAULT 0 NOT NULL,`,
       `  PRIMARY KEY (${primaryKey})`,
       ');',
       `CREATE INDEX IF NOT EXISTS ${indexName} ON ${qualified} (${q('timestamp')});`,
+      `CREATE UNLOGGED TABLE IF NOT EXISTS ${locks} (`,
+      `  ${q('id')} varchar(128) NOT NULL,`,
+      `  ${q('ip_address')} inet NOT NULL,`,
+      `  ${q('lock_token')} varchar(64) NULL,`,
+      `  ${q('lock_expires')} bigint DEFAULT 0 NOT NULL,`,
+      `  ${q('version')} bigint DEFAULT 0 NOT NULL,`,
+      `  PRIMARY KEY (${q('id')}, ${q('ip_address')})`,
+      // Room on each page for the new version of an updated row keeps lock updates HOT.
+      ') WITH (fillfactor = 50);',
       '',
     ].join('\n');
   }

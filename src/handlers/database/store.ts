@@ -13,10 +13,12 @@ export interface LockedRow {
   readonly data: Buffer;
 }
 
-/** What open() checks about the session table. */
+/** What open() checks about the session table (and, on PostgreSQL, its lock table). */
 export interface TableShape {
   readonly columns: readonly string[];
   readonly primaryKey: readonly string[];
+  /** The lock table's state, for a dialect that keeps locks in one; undefined otherwise. */
+  readonly lockTable?: 'missing' | 'unlogged' | 'logged';
 }
 
 /**
@@ -25,11 +27,15 @@ export interface TableShape {
  */
 export interface SessionTableStore {
   readonly dialect: SqlDialect;
+  /** Columns the session table must have. */
+  readonly requiredColumns: readonly string[];
+  /** The separate lock table this dialect uses (`schema.name`), or null when locks live in the session row. */
+  readonly lockTable: string | null;
   /** The table's columns and primary key, or null when the table does not exist. */
   inspect(): Promise<TableShape | null>;
   /** Aims the statements at the table's primary key, as found by inspect(). */
   usePrimaryKey(columns: readonly string[]): void;
-  /** Takes the row lock if it is free or expired (inserting a placeholder row when none exists) and reads the row; null when another holder has it. */
+  /** Takes the session's lock if it is free or expired and reads the session (timestamp 0 when there is none); null when another holder has the lock. */
   tryLock(
     key: RowKey,
     token: string,
@@ -46,15 +52,15 @@ export interface SessionTableStore {
   insertIfAbsent(key: RowKey, data: Buffer, timestamp: number): Promise<boolean>;
   /** Clears the lock if it is `token`'s. */
   unlock(key: RowKey, token: string): Promise<void>;
-  /** Deletes the row if it is locked by `token`. */
-  deleteLocked(key: RowKey, token: string): Promise<void>;
-  /** Deletes the row whoever holds it. */
+  /** Removes the lock if it is `token`'s, with the session if it was written at or before `liveAfter` (epoch seconds). */
+  deleteLocked(key: RowKey, token: string, liveAfter: number): Promise<void>;
+  /** Deletes the session whoever holds it, and frees its lock. */
   delete(key: RowKey): Promise<void>;
   /** The data of a row written after `liveAfter` (epoch seconds), else null. */
   peek(key: RowKey, liveAfter: number): Promise<Buffer | null>;
   /** Whether a row written after `liveAfter` exists. */
   exists(key: RowKey, liveAfter: number): Promise<boolean>;
-  /** Deletes rows last written before `idleBefore` (epoch seconds) whose lock is not held at `nowMs`. */
+  /** Deletes sessions last written before `idleBefore` (epoch seconds) whose lock is not held at `nowMs`, and lock rows unused since then. */
   deleteIdle(idleBefore: number, nowMs: number): Promise<number>;
   /** Ends the pool if keepsake created it. */
   close(): Promise<void>;

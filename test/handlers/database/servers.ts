@@ -45,9 +45,14 @@ export async function createTable(
   await runSql(dialect, sessionTableSql({ dialect, table, matchIP }));
 }
 
+/** Drops a session table and its PostgreSQL lock table. */
 export async function dropTable(dialect: SqlDialect, table: string): Promise<void> {
-  await runSql(dialect, `DROP TABLE IF EXISTS ${table}`);
+  await runSql(dialect, `DROP TABLE IF EXISTS ${table}, ${table}_locks`);
 }
+
+/** Rows of the PostgreSQL lock table, or of the session table on MySQL (where locks live). */
+export const lockRowsTable = (dialect: SqlDialect, table: string) =>
+  dialect === 'postgres' ? `${table}_locks` : table;
 
 /** Rows of the table, for assertions about what is stored. */
 export async function countRows(dialect: SqlDialect, table: string): Promise<number> {
