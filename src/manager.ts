@@ -110,7 +110,7 @@ export class SessionManager {
   async start<Data extends SessionData = SessionData>(
     request: RequestInfo,
   ): Promise<Session<Data>> {
-    const handler = await this.ready();
+    const handler = this.#handler ?? (await this.ready());
     const cookieValue = readCookie(request.cookieHeader, this.config.cookieName);
     const incomingId = isValidSessionId(cookieValue) ? cookieValue : undefined;
     const ip = normalizeIp(request.ip);
@@ -172,8 +172,11 @@ export class SessionManager {
     let payload: string;
     try {
       // Objects stored by reference may have been changed since set() checked them.
-      for (const [key, value] of internals.data) assertStorable(key, value);
-      payload = serialize(internals.data);
+      let holdsDates = false;
+      for (const [key, value] of internals.data) {
+        if (assertStorable(key, value)) holdsDates = true;
+      }
+      payload = serialize(internals.data, holdsDates);
     } catch (error) {
       await handler.close(held.key, held.lock).catch(() => {});
       held.releaseQueue();

@@ -12,22 +12,31 @@ export type SessionValue =
   | readonly SessionValue[]
   | { readonly [key: string]: SessionValue };
 
-/** Throws SessionValueError when `value` cannot survive a store round trip unchanged. */
-export function assertStorable(key: string, value: unknown): void {
-  check(key, value, '', new Set());
+/**
+ * Throws SessionValueError when `value` cannot survive a store round trip unchanged; answers whether
+ * it holds a Date (only then does serialize() need its replacer).
+ */
+export function assertStorable(key: string, value: unknown): boolean {
+  // Only objects need the cycle check's set; most session values are primitives.
+  const isObject = typeof value === 'object' && value !== null;
+  return check(key, value, '', isObject ? new Set() : NO_ANCESTORS);
 }
 
-function check(key: string, value: unknown, path: string, ancestors: Set<object>): void {
+/** Never added to: check() adds only objects, and primitives never reach that line. */
+const NO_ANCESTORS: ReadonlySet<object> = new Set();
+
+/** Answers whether `value` is or holds a Date. */
+function check(key: string, value: unknown, path: string, ancestors: ReadonlySet<object>): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return;
+      return false;
     case 'number':
       if (!Number.isFinite(value))
         throw new SessionValueError(key, path, `${value} (not a finite number)`);
-      return;
+      return false;
     case 'undefined':
-      if (path === '') return;
+      if (path === '') return false;
       throw new SessionValueError(key, path, 'undefined (use null)');
     case 'bigint':
       throw new SessionValueError(key, path, 'a BigInt (store it as a string)');
@@ -36,16 +45,20 @@ function check(key: string, value: unknown, path: string, ancestors: Set<object>
     case 'symbol':
       throw new SessionValueError(key, path, 'a symbol');
   }
-  if (value === null) return;
+  if (value === null) return false;
   const object = value as object;
   if (object instanceof Date) {
     if (Number.isNaN(object.getTime())) throw new SessionValueError(key, path, 'an invalid Date');
-    return;
+    return true;
   }
   if (ancestors.has(object)) throw new SessionValueError(key, path, 'a cyclic reference');
-  ancestors.add(object);
+  const seen = ancestors as Set<object>;
+  seen.add(object);
+  let holdsDate = false;
   if (Array.isArray(object)) {
-    for (const [index, item] of object.entries()) check(key, item, `${path}[${index}]`, ancestors);
+    for (const [index, item] of object.entries()) {
+      if (check(key, item, `${path}[${index}]`, seen)) holdsDate = true;
+    }
   } else {
     const prototype = Object.getPrototypeOf(object);
     if (prototype !== Object.prototype && prototype !== null) {
@@ -61,16 +74,21 @@ function check(key: string, value: unknown, path: string, ancestors: Set<object>
     if (Object.getOwnPropertySymbols(object).length > 0)
       throw new SessionValueError(key, path, 'an object with symbol keys (JSON drops them)');
     for (const [name, child] of Object.entries(object)) {
-      check(key, child, path === '' ? name : `${path}.${name}`, ancestors);
+      if (check(key, child, path === '' ? name : `${path}.${name}`, seen)) holdsDate = true;
     }
   }
-  ancestors.delete(object);
+  seen.delete(object);
+  return holdsDate;
 }
 
-/** Session data as stored: JSON with Dates tagged so they come back as Dates. */
-export function serialize(data: ReadonlyMap<string, unknown>): string {
+/**
+ * Session data as stored: JSON with Dates tagged so they come back as Dates. `holdsDates: false`
+ * (what assertStorable() found) skips the replacer, which would cost a call per value.
+ */
+export function serialize(data: ReadonlyMap<string, unknown>, holdsDates = true): string {
   // fromEntries defines own properties, so even a key named `__proto__` is kept.
   const record: Record<string, unknown> = Object.fromEntries(data);
+  if (!holdsDates) return JSON.stringify(record);
   return JSON.stringify(record, function replacer(this: Record<string, unknown>, key, value) {
     // A Date reaches the replacer already turned into a string by its toJSON().
     if (typeof value !== 'string') return value;

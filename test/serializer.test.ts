@@ -107,6 +107,27 @@ describe('assertStorable accepts what round-trips', () => {
     });
   }
 
+  it('answers whether the value holds a Date, however deep', () => {
+    assert.equal(assertStorable('key', new Date(0)), true);
+    assert.equal(assertStorable('key', { a: [{ b: { c: [1, new Date(0)] } }] }), true);
+    assert.equal(
+      assertStorable('key', { a: [{ b: { c: [1, '1970-01-01T00:00:00.000Z'] } }] }),
+      false,
+    );
+    assert.equal(assertStorable('key', 42), false);
+    assert.equal(assertStorable('key', null), false);
+  });
+
+  it('serializes without the Date replacer to the same payload when no Date is held', () => {
+    const data = new Map<string, unknown>([
+      ['count', 3],
+      ['user', { name: 'Ada', tags: ['a', { deep: null }] }],
+      ['when', '2026-12-01T00:00:00.000Z'],
+    ]);
+    assert.equal(serialize(data, false), serialize(data));
+    assert.deepEqual(deserialize(serialize(data, false)), data);
+  });
+
   it('accepts the same object twice in one value (shared, not cyclic)', () => {
     const shared = { n: 1 };
     const value = { a: shared, b: shared, list: [shared, shared] };
