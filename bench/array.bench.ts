@@ -50,8 +50,34 @@ export const apps: BenchApps = {
     };
   },
   'express-session-memory': async () => ({ middleware: expressSession(), ...peerCounter }),
+  'floor-middleware': async () => ({ middleware: floorMiddleware, ...keepsakeCounter }),
+};
+
+/**
+ * The least any session middleware on Express does: give the request a session object and hold
+ * `end()` until the (here instant) save is done. No cookie, no store, no lock. What it costs is the
+ * floor under every session library's throughput on Express, keepsake's included.
+ */
+const floorMiddleware: RequestHandler = (request, response, next) => {
+  const data = new Map<string, unknown>();
+  (request as unknown as { session: unknown }).session = {
+    get: (key: string) => data.get(key),
+    set: (key: string, value: unknown) => data.set(key, value),
+  };
+  const end = response.end;
+  response.end = function endAfterSave(this: typeof response, ...args: unknown[]) {
+    queueMicrotask(() => Reflect.apply(end, this, args));
+    return this;
+  } as typeof response.end;
+  response.on('close', () => {});
+  next();
 };
 
 export const groups: BenchGroup[] = [
-  { title: 'memory', keepsake: 'keepsake-array', peer: 'express-session-memory' },
+  {
+    title: 'memory',
+    keepsake: 'keepsake-array',
+    peer: 'express-session-memory',
+    reference: 'floor-middleware',
+  },
 ];

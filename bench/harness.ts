@@ -22,6 +22,12 @@ export interface BenchGroup {
   title: string;
   keepsake: string;
   peer: string;
+  /**
+   * A further app shown for comparison: the minimal middleware, the floor any session library
+   * sits on in this framework. It stores nothing, so it is loaded like the bare app (no cookies, no
+   * lost-update count).
+   */
+  reference?: string;
   /** A server the group needs; the group is skipped with a notice when it is unreachable. */
   requires?: { name: string; host: string; port: number };
 }
@@ -49,19 +55,29 @@ export const settings = {
   connections: Number(process.env.BENCH_CONNECTIONS ?? 64),
   sessions: Number(process.env.BENCH_SESSIONS ?? 1000),
   increments: Number(process.env.BENCH_INCREMENTS ?? 200),
+  /** Each app is measured this many times, interleaved with the others; the median run counts. */
+  rounds: Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3)),
 };
 
 const serverScript = fileURLToPath(new URL('./server.ts', import.meta.url));
+
+/** How to start one app's server process: a script that prints `listening <port>`. */
+export interface ServerCommand {
+  script: string;
+  env: Record<string, string>;
+}
 
 interface RunningServer {
   url: string;
   child: ChildProcess;
 }
 
-/** Starts bench/server.ts in its own process, serving `appName` from the bench file `modulePath`. */
-async function startServer(modulePath: string, appName: string): Promise<RunningServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serverScript], {
-    env: { ...process.env, BENCH_MODULE: modulePath, BENCH_APP: appName },
+async function startServer(appName: string, command: ServerCommand): Promise<RunningServer> {
+  // BENCH_PROFILE=<dir>: each server process writes a V8 CPU profile there when it exits.
+  const profile = process.env.BENCH_PROFILE;
+  const profiling = profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`];
+  const child = spawn(process.execPath, [...profiling, '--import', 'tsx', command.script], {
+    env: { ...process.env, ...command.env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -130,13 +146,19 @@ async function lostUpdates(url: string, increments: number): Promise<number> {
   return start + increments + 1 - final;
 }
 
-/** Runs the counter load against one app in its own server process. */
-export async function measure(modulePath: string, appName: string): Promise<LoadResult> {
-  const server = await startServer(modulePath, appName);
+/**
+ * Runs the counter load against one app in its own server process: `settings.sessions` sessions
+ * in rotation (none for a bare app), then the lost-update count.
+ */
+export async function measureServer(
+  appName: string,
+  command: ServerCommand,
+  sessionless: boolean,
+): Promise<LoadResult> {
+  const server = await startServer(appName, command);
   try {
-    const isBare = appName === 'bare';
-    const cookies = isBare ? [] : await openSessions(`${server.url}/`, settings.sessions);
-    if (!isBare && cookies.length === 0) throw new Error(`${appName} set no session cookies`);
+    const cookies = sessionless ? [] : await openSessions(`${server.url}/`, settings.sessions);
+    if (!sessionless && cookies.length === 0) throw new Error(`${appName} set no session cookies`);
     let next = 0;
     const load = (duration: number) =>
       autocannon({
@@ -148,7 +170,7 @@ export async function measure(modulePath: string, appName: string): Promise<Load
             method: 'GET',
             path: '/',
             setupRequest: (request) => {
-              if (isBare) return request;
+              if (sessionless) return request;
               const cookie = cookies[next++ % cookies.length];
               return { ...request, headers: { ...request.headers, cookie } };
             },
@@ -163,10 +185,53 @@ export async function measure(modulePath: string, appName: string): Promise<Load
       p50Ms: result.latency.p50,
       p99Ms: result.latency.p99,
       failures: result.non2xx + result.errors + result.timeouts,
-      lostUpdates: isBare ? null : await lostUpdates(`${server.url}/`, settings.increments),
+      lostUpdates: sessionless ? null : await lostUpdates(`${server.url}/`, settings.increments),
       increments: settings.increments,
     };
   } finally {
     await stopServer(server);
   }
+}
+
+/** Runs the counter load against one app of a bench file, served by bench/server.ts. */
+export function measure(
+  modulePath: string,
+  appName: string,
+  sessionless = appName === 'bare',
+): Promise<LoadResult> {
+  const env = { BENCH_MODULE: modulePath, BENCH_APP: appName };
+  return measureServer(appName, { script: serverScript, env }, sessionless);
+}
+
+/**
+ * Measures every app `settings.rounds` times, round-robin (so a slow spell of the machine hits all
+ * of them alike), and answers each app's median run by requests/s; its lost updates and failures
+ * are the sums over all rounds.
+ */
+export async function measureRounds(
+  appNames: readonly string[],
+  measureOne: (appName: string) => Promise<LoadResult>,
+  progress: (text: string) => void = () => {},
+): Promise<Map<string, LoadResult>> {
+  const runs = new Map<string, LoadResult[]>(appNames.map((name) => [name, []]));
+  for (let round = 1; round <= settings.rounds; round += 1) {
+    for (const name of appNames) {
+      runs.get(name)?.push(await measureOne(name));
+      progress(`${name} ${round}/${settings.rounds} ✓ `);
+    }
+  }
+  const medians = new Map<string, LoadResult>();
+  for (const [name, results] of runs) {
+    const sorted = [...results].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    if (median === undefined) continue;
+    const lost = results.map((result) => result.lostUpdates);
+    medians.set(name, {
+      ...median,
+      failures: results.reduce((sum, result) => sum + result.failures, 0),
+      lostUpdates: lost.includes(null) ? null : lost.reduce<number>((sum, n) => sum + (n ?? 0), 0),
+      increments: results.reduce((sum, result) => sum + result.increments, 0),
+    });
+  }
+  return medians;
 }

@@ -7,7 +7,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type BenchModule, measure, settings } from './harness.js';
+import { type BenchModule, measure, measureRounds, settings } from './harness.js';
 import { type GroupResult, markdownTable, svgChart } from './report.js';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
@@ -42,7 +42,8 @@ if (files.length === 0) {
 
 process.stdout.write(
   `keepsake bench — Node ${process.version}, ${os.cpus().length} CPUs, ${settings.connections} connections, ` +
-    `${settings.sessions} sessions, ${settings.durationSeconds} s per app, ${settings.increments} parallel increments for lost updates\n\n`,
+    `${settings.sessions} sessions, ${settings.durationSeconds} s per app and round, median of ${settings.rounds} rounds, ` +
+    `${settings.increments} parallel increments per round for lost updates\n\n`,
 );
 
 const results: GroupResult[] = [];
@@ -61,13 +62,30 @@ for (const file of files) {
       }
     }
     process.stdout.write(`${group.title}: `);
-    const bare = await measure(modulePath, 'bare');
-    process.stdout.write('bare ✓ ');
-    const keepsake = await measure(modulePath, group.keepsake);
-    process.stdout.write(`${group.keepsake} ✓ `);
-    const peer = await measure(modulePath, group.peer);
-    process.stdout.write(`${group.peer} ✓\n`);
-    results.push({ group, bare, keepsake, peer });
+    const names = [
+      'bare',
+      group.keepsake,
+      group.peer,
+      ...(group.reference ? [group.reference] : []),
+    ];
+    const measured = await measureRounds(
+      names,
+      (name) => measure(modulePath, name, name === 'bare' || name === group.reference),
+      (text) => process.stdout.write(text),
+    );
+    process.stdout.write('\n');
+    const result = (name: string) => {
+      const found = measured.get(name);
+      if (found === undefined) throw new Error(`bench: ${name} was not measured`);
+      return found;
+    };
+    results.push({
+      group,
+      bare: result('bare'),
+      keepsake: result(group.keepsake),
+      peer: result(group.peer),
+      ...(group.reference ? { reference: result(group.reference) } : {}),
+    });
   }
   if (benchModule.extras !== undefined) extras.push(...(await benchModule.extras()));
 }

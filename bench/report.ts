@@ -5,6 +5,7 @@ export interface GroupResult {
   bare: LoadResult;
   keepsake: LoadResult;
   peer: LoadResult;
+  reference?: LoadResult;
 }
 
 const number = (value: number, digits = 0) =>
@@ -20,8 +21,8 @@ export function markdownTable(results: readonly GroupResult[]): string {
     '| store | app | req/s | p50 ms | p99 ms | failed | lost updates | keepsake ÷ this |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const { group, bare, keepsake, peer } of results) {
-    for (const result of [keepsake, peer, bare]) {
+  for (const { group, bare, keepsake, peer, reference } of results) {
+    for (const result of [keepsake, peer, bare, ...(reference ? [reference] : [])]) {
       const ratio =
         result === keepsake
           ? '–'
