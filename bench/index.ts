@@ -9,6 +9,7 @@ import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type BenchModule, measure, measureRounds, settings } from './harness.js';
 import { type GroupResult, markdownTable, svgChart } from './report.js';
+import { measureHandoff } from './sequential.js';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const wanted = process.argv.slice(2);
@@ -48,6 +49,7 @@ process.stdout.write(
 
 const results: GroupResult[] = [];
 const extras: string[] = [];
+const handoffs: string[] = [];
 for (const file of files) {
   const modulePath = `${benchDir}${file}`;
   const benchModule = (await import(pathToFileURL(modulePath).href)) as BenchModule;
@@ -79,6 +81,13 @@ for (const file of files) {
       if (found === undefined) throw new Error(`bench: ${name} was not measured`);
       return found;
     };
+    const buildKeepsake = benchModule.apps[group.keepsake];
+    if (buildKeepsake === undefined) throw new Error(`bench: ${file} has no app ${group.keepsake}`);
+    const handoff = await measureHandoff(await buildKeepsake());
+    const ratio = handoff.concurrentMs / (handoff.requests * handoff.oneRequestMs);
+    handoffs.push(
+      `  ${group.keepsake}: one request ${handoff.oneRequestMs.toFixed(2)} ms; ${handoff.requests} at once ${handoff.concurrentMs.toFixed(0)} ms = **${ratio.toFixed(2)}×** ${handoff.requests} × one (target ≤ 1.2×: ${ratio <= 1.2 ? 'met' : 'missed'})`,
+    );
     results.push({
       group,
       bare: result('bare'),
@@ -90,6 +99,12 @@ for (const file of files) {
   if (benchModule.extras !== undefined) extras.push(...(await benchModule.extras()));
 }
 
+if (handoffs.length > 0) {
+  extras.unshift(
+    '- **Lock handoff** (requests on one session, keepsake served in this process: sequential, then all at once):',
+    ...handoffs,
+  );
+}
 const table = markdownTable(results);
 process.stdout.write(`\n${table}\n`);
 if (extras.length > 0) process.stdout.write(`\n${extras.join('\n')}\n`);
