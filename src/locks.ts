@@ -12,6 +12,13 @@ interface Waiter {
 export class KeyedQueue {
   readonly #queues = new Map<string, Waiter[]>();
 
+  /** The release function when `key` is free now (taking it), else undefined; never waits. */
+  tryAcquire(key: string): (() => void) | undefined {
+    if (this.#queues.has(key)) return undefined;
+    this.#queues.set(key, []);
+    return this.#releaser(key);
+  }
+
   /** Resolves with a release function once every earlier acquirer of `key` has released. */
   acquire(key: string, waitMs: number, driver: string): Promise<() => void> {
     const queue = this.#queues.get(key);

@@ -173,9 +173,9 @@ export class SessionManager {
     try {
       // Objects stored by reference may have been changed since set() checked them.
       let holdsDates = false;
-      for (const [key, value] of internals.data) {
+      internals.data.forEach((value, key) => {
         if (assertStorable(key, value)) holdsDates = true;
-      }
+      });
       payload = serialize(internals.data, holdsDates);
     } catch (error) {
       await handler.close(held.key, held.lock).catch(() => {});
@@ -383,7 +383,10 @@ export class SessionManager {
   ): Promise<{ held: Held; payload: string | null }> {
     const started = performance.now();
     const slot = key.ip === null ? key.id : `${key.id}@${key.ip}`;
-    const releaseQueue = await this.#queue.acquire(slot, this.config.lockWait, handler.name);
+    // Uncontended, the queue is taken at once, without a promise to wait on.
+    const releaseQueue =
+      this.#queue.tryAcquire(slot) ??
+      (await this.#queue.acquire(slot, this.config.lockWait, handler.name));
     const queuedMs = performance.now() - started;
     if (queuedMs > 50)
       this.config.logger.debug(

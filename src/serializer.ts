@@ -106,7 +106,10 @@ export function deserialize(payload: string): Map<string, unknown> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new TypeError('the payload is not a JSON object');
   }
-  return new Map(Object.entries(parsed));
+  const data = new Map<string, unknown>();
+  // JSON.parse makes only own properties (even one named __proto__), so for…in sees just those.
+  for (const key in parsed) data.set(key, (parsed as Record<string, unknown>)[key]);
+  return data;
 }
 
 function reviveDate(_key: string, value: unknown): unknown {

@@ -45,7 +45,9 @@ export class ArrayHandler implements SessionHandler {
 
   async read(key: SessionKey, waitMs: number): Promise<LockedRead> {
     const storageKey = slot(key);
-    const release = await this.#locks.acquire(storageKey, waitMs, this.name);
+    const release =
+      this.#locks.tryAcquire(storageKey) ??
+      (await this.#locks.acquire(storageKey, waitMs, this.name));
     this.#lockCounter += 1;
     const token = `${storageKey}#${this.#lockCounter}`;
     this.#releases.set(token, release);
