@@ -38,6 +38,18 @@ export async function remainingTtl(
   }
 }
 
+/** The server's own clock (`stats` time, Unix seconds), which can drift from the host's wall clock. */
+export async function serverClock(host: string, port: number): Promise<number> {
+  const node = createNode(host, port, { timeout: 2_000 });
+  await node.connect();
+  try {
+    const stats = (await node.command('stats', { isStats: true })) as Record<string, string>;
+    return Number(stats.time);
+  } finally {
+    await node.disconnect();
+  }
+}
+
 /** A memcached server of the test's own on a spare loopback port (11411–11499), stopped by stop(). */
 export interface OwnMemcached {
   readonly port: number;
