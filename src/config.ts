@@ -1,12 +1,15 @@
 import { type Clock, systemClock } from './clock.js';
+import type { CookieAttributes, SameSite } from './cookie.js';
+import type { SessionDriver } from './drivers/contract.js';
+import { DRIVER_NAMES, type DriverName, driverFromShorthand } from './drivers/shorthand.js';
 import { SessionConfigError } from './errors.js';
-import type { SessionHandler } from './handlers/contract.js';
 import { defaultLogger, type SessionLogger } from './log.js';
 
-export const DRIVER_NAMES = ['file', 'database', 'redis', 'memcached', 'array'] as const;
-export type DriverName = (typeof DRIVER_NAMES)[number];
+export type { SameSite } from './cookie.js';
+export { DRIVER_NAMES, type DriverName } from './drivers/shorthand.js';
 
-export type SameSite = 'Lax' | 'Strict' | 'None';
+/** Payloads up to this size (bytes) are stored unless a driver or the maxPayloadBytes option says otherwise. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
 export interface CookieOptions {
   path?: string;
@@ -18,16 +21,20 @@ export interface CookieOptions {
 
 /** The options of a session manager; CodeIgniter 4 names. */
 export interface SessionConfig {
-  /** 'file' (default), 'database', 'redis', 'memcached', 'array', or your own handler object. */
-  driver?: DriverName | SessionHandler;
+  /**
+   * A driver from its factory (`redis({ client })` from 'keepsake/redis', your own…), or the
+   * CodeIgniter-style shorthand: 'file' (default), 'database', 'redis', 'memcached' or 'array',
+   * configured by `savePath` and `connection`.
+   */
+  driver?: DriverName | SessionDriver;
   cookieName?: string;
   /** Seconds of inactivity before the session expires; 0 = browser-session cookie. */
   expiration?: number;
   /** Server-side lifetime (seconds) when expiration is 0. */
   gcMaxLifetime?: number;
-  /** Driver-specific location: directory, table name, Redis URL, memcached server list. */
+  /** With a driver name: its location (directory, table name, Redis URL, memcached server list). */
   savePath?: string;
-  /** A live client or pool, or a connection URL, for the database, redis and memcached drivers. */
+  /** With a driver name: a live client or pool, or a connection URL (database, redis, memcached). */
   connection?: unknown;
   matchIP?: boolean;
   /** Seconds between automatic ID regenerations; 0 disables. */
@@ -46,25 +53,18 @@ export interface SessionConfig {
   /** GC runs on gcProbability out of gcDivisor session starts. */
   gcProbability?: number;
   gcDivisor?: number;
-  /** The array driver keeps at most this many sessions. */
-  maxSessions?: number;
+  /** The largest session (serialized, in bytes) to store; a bigger one fails with SessionValueError. */
+  maxPayloadBytes?: number;
   logger?: SessionLogger;
 }
 
-export interface ResolvedCookieOptions {
-  readonly path: string;
-  readonly domain: string;
-  readonly secure: boolean;
-  readonly sameSite: SameSite;
-}
+export type ResolvedCookieOptions = CookieAttributes;
 
 export interface ResolvedConfig {
-  readonly driver: DriverName | SessionHandler;
+  readonly driver: SessionDriver;
   readonly cookieName: string;
   readonly expiration: number;
   readonly gcMaxLifetime: number;
-  readonly savePath: string;
-  readonly connection: unknown;
   readonly matchIP: boolean;
   readonly timeToUpdate: number;
   readonly regenerateDestroy: boolean;
@@ -76,7 +76,7 @@ export interface ResolvedConfig {
   readonly ioTimeout: number;
   readonly gcProbability: number;
   readonly gcDivisor: number;
-  readonly maxSessions: number;
+  readonly maxPayloadBytes: number;
   readonly logger: SessionLogger;
 }
 
@@ -98,22 +98,15 @@ const KNOWN_OPTIONS = new Set<string>([
   'ioTimeout',
   'gcProbability',
   'gcDivisor',
-  'maxSessions',
+  'maxPayloadBytes',
   'logger',
 ]);
 
-const HANDLER_METHODS = [
-  'open',
-  'read',
-  'peek',
-  'write',
-  'updateTimestamp',
-  'close',
-  'destroy',
-  'validateId',
-  'gc',
-  'shutdown',
-] as const;
+/** Options that moved to a driver's factory, and where. */
+const MOVED_OPTIONS: Record<string, string> = {
+  maxSessions:
+    "maxSessions is an option of the array driver now: driver: array({ maxSessions }) from 'keepsake/array'",
+};
 
 function integer(
   options: SessionConfig,
@@ -145,30 +138,38 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-function resolveDriver(driver: SessionConfig['driver']): DriverName | SessionHandler {
-  if (driver === undefined) return 'file';
-  if (typeof driver === 'string') {
-    if ((DRIVER_NAMES as readonly string[]).includes(driver)) return driver as DriverName;
-    throw new SessionConfigError(
-      'driver',
-      `unknown driver ${describe(driver)}; use one of ${DRIVER_NAMES.join(', ')}, or an object implementing the handler contract.`,
-    );
+function resolveDriver(options: SessionConfig): SessionDriver {
+  const { driver, savePath = '', connection } = options;
+  if (typeof savePath !== 'string') {
+    throw new SessionConfigError('savePath', `expected a string, got ${describe(savePath)}.`);
   }
-  if (typeof driver === 'object' && driver !== null) {
-    const missing = HANDLER_METHODS.filter(
-      (method) => typeof (driver as unknown as Record<string, unknown>)[method] !== 'function',
-    );
-    if (missing.length > 0) {
+  if (driver === undefined || typeof driver === 'string') {
+    const name = driver ?? 'file';
+    if (!(DRIVER_NAMES as readonly string[]).includes(name)) {
       throw new SessionConfigError(
         'driver',
-        `the custom handler lacks ${missing.join(', ')}; a handler must implement ${HANDLER_METHODS.join(', ')} (see the SessionHandler type).`,
+        `unknown driver ${describe(name)}; use one of ${DRIVER_NAMES.join(', ')}, or a driver object such as redis({ client }) from 'keepsake/redis'.`,
+      );
+    }
+    return driverFromShorthand(name as DriverName, savePath, connection);
+  }
+  if (
+    typeof driver === 'object' &&
+    driver !== null &&
+    typeof driver.name === 'string' &&
+    typeof driver.open === 'function'
+  ) {
+    if (savePath !== '' || connection !== undefined) {
+      throw new SessionConfigError(
+        savePath !== '' ? 'savePath' : 'connection',
+        `it configures a driver given by name only; pass it to the ${driver.name} driver's factory instead.`,
       );
     }
     return driver;
   }
   throw new SessionConfigError(
     'driver',
-    `expected a driver name or a handler object, got ${describe(driver)}.`,
+    `expected a driver name (${DRIVER_NAMES.join(', ')}) or a driver object with a name and an open(context) method (see SessionDriver), got ${describe(driver)}.`,
   );
 }
 
@@ -237,6 +238,8 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
     );
   }
   for (const name of Object.keys(options)) {
+    const moved = MOVED_OPTIONS[name];
+    if (moved !== undefined) throw new SessionConfigError(name, `${moved}.`);
     if (!KNOWN_OPTIONS.has(name)) {
       throw new SessionConfigError(
         name,
@@ -254,10 +257,6 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
       'cookieName',
       `expected letters, digits, "_" or "-" (not only digits), got ${describe(cookieName)}.`,
     );
-  }
-  const savePath = options.savePath ?? '';
-  if (typeof savePath !== 'string') {
-    throw new SessionConfigError('savePath', `expected a string, got ${describe(savePath)}.`);
   }
   const clock = options.clock ?? systemClock;
   if (typeof clock !== 'function') {
@@ -284,13 +283,12 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
   if (gcProbability > gcDivisor) {
     throw new SessionConfigError('gcProbability', `must not exceed gcDivisor (${gcDivisor}).`);
   }
+  const driver = resolveDriver(options);
   return {
-    driver: resolveDriver(options.driver),
+    driver,
     cookieName,
     expiration: integer(options, 'expiration', 7200, 0),
     gcMaxLifetime: integer(options, 'gcMaxLifetime', 1440, 1),
-    savePath,
-    connection: options.connection,
     matchIP: boolean(options, 'matchIP', false),
     timeToUpdate: integer(options, 'timeToUpdate', 300, 0),
     regenerateDestroy: boolean(options, 'regenerateDestroy', false),
@@ -302,7 +300,12 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
     ioTimeout: integer(options, 'ioTimeout', 2_000, 1),
     gcProbability,
     gcDivisor,
-    maxSessions: integer(options, 'maxSessions', 100_000, 1),
+    maxPayloadBytes: integer(
+      options,
+      'maxPayloadBytes',
+      driver.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      64,
+    ),
     logger,
   };
 }

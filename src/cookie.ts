@@ -1,4 +1,12 @@
-import type { ResolvedCookieOptions } from './config.js';
+export type SameSite = 'Lax' | 'Strict' | 'None';
+
+/** The attributes every session cookie carries (validated by the config). */
+export interface CookieAttributes {
+  readonly path: string;
+  readonly domain: string;
+  readonly secure: boolean;
+  readonly sameSite: SameSite;
+}
 
 /**
  * The value of the first cookie called `name` in a Cookie header, or undefined.
@@ -30,7 +38,7 @@ export function readCookie(
   return undefined;
 }
 
-function attributes(options: ResolvedCookieOptions): string {
+function attributes(options: CookieAttributes): string {
   let text = `; Path=${options.path}`;
   if (options.domain !== '') text += `; Domain=${options.domain}`;
   if (options.secure) text += '; Secure';
@@ -43,7 +51,7 @@ export function sessionCookie(
   id: string,
   expirationSeconds: number,
   nowMs: number,
-  options: ResolvedCookieOptions,
+  options: CookieAttributes,
 ): string {
   let text = `${name}=${id}`;
   if (expirationSeconds > 0) {
@@ -54,6 +62,6 @@ export function sessionCookie(
 }
 
 /** The cookie that makes the browser forget the session; same Path/Domain/Secure/SameSite. */
-export function deletionCookie(name: string, options: ResolvedCookieOptions): string {
+export function deletionCookie(name: string, options: CookieAttributes): string {
   return `${name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT${attributes(options)}`;
 }

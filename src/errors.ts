@@ -36,7 +36,7 @@ export class SessionLockTimeoutError extends SessionError {
   constructor(waitedMs: number, driver: string) {
     super(
       'KEEPSAKE_LOCK_TIMEOUT',
-      `keepsake: the session is locked by another request and was not released within ${waitedMs} ms (driver "${driver}"). ` +
+      `keepsake: the session is locked by another request and was not released within ${Math.round(waitedMs)} ms (driver "${driver}"). ` +
         'A request on the same session is still running: shorten it, call session.close() once it no longer writes, ' +
         'mark read-only routes with readOnly, or raise the lockWait option.',
       503,
@@ -44,20 +44,44 @@ export class SessionLockTimeoutError extends SessionError {
   }
 }
 
-/** The session store failed or timed out; adapters answer 503 and the process stays up. */
+/**
+ * The session store failed or timed out; adapters answer 503 and the process stays up. The message
+ * names the driver and the operation only: the cause (addresses, paths, SQL) is in `cause`, for
+ * logs, never in what a client may be shown.
+ */
 export class SessionStoreError extends SessionError {
   readonly driver: string;
+  readonly operation: string;
 
-  constructor(driver: string, operation: string, cause: unknown) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
+  constructor(driver: string, operation: string, cause: unknown, code = 'KEEPSAKE_STORE') {
     super(
-      'KEEPSAKE_STORE',
-      `keepsake: the "${driver}" session store failed during ${operation}: ${reason}. ` +
-        'Check that the store is reachable; keepsake retries on the next request.',
+      code,
+      `keepsake: the "${driver}" session store failed during ${operation}. ` +
+        'keepsake retries on the next request; the cause is logged.',
       503,
       { cause },
     );
     this.driver = driver;
+    this.operation = operation;
+  }
+}
+
+/**
+ * This request's lock expired (its process stalled for longer than lockTtl) and another request may
+ * own the session now, so nothing was changed: neither saved, touched nor deleted.
+ */
+export class SessionLockLostError extends SessionStoreError {
+  constructor(driver: string, operation: string, lockTtlMs: number) {
+    super(
+      driver,
+      operation,
+      new Error(
+        `the session lock expired before the ${operation} (this process stalled for longer than lockTtl, ${lockTtlMs} ms); ` +
+          'another request may own the session now, so nothing was changed rather than overwrite or revive its data. ' +
+          'Raise lockTtl if the event loop stalls for that long.',
+      ),
+      'KEEPSAKE_LOCK_LOST',
+    );
   }
 }
 
@@ -78,13 +102,21 @@ export class SessionClosedError extends SessionError {
   }
 }
 
-/** A value given to set() cannot be stored (function, cycle, BigInt, class instance…). */
+/**
+ * A value cannot be stored: `set()` was given a function, a cycle, a BigInt, a class instance…, or
+ * the whole session grew past `maxPayloadBytes`. The stored session stays as it was.
+ */
 export class SessionValueError extends SessionError {
-  constructor(key: string, path: string, what: string) {
+  /** `(key, path, what)`: "cannot store session key <key>: <path> is <what>". `(message)`: as given. */
+  constructor(key: string, path: string, what: string);
+  constructor(message: string);
+  constructor(keyOrMessage: string, path?: string, what?: string) {
     super(
       'KEEPSAKE_VALUE',
-      `keepsake: cannot store session key "${key}": ${path ? `${path} is` : 'the value is'} ${what}. ` +
-        'Session values must be JSON data (null, booleans, finite numbers, strings, arrays, plain objects) or Date.',
+      what === undefined
+        ? keyOrMessage
+        : `keepsake: cannot store session key "${keyOrMessage}": ${path ? `${path} is` : 'the value is'} ${what}. ` +
+            'Session values must be JSON data (null, booleans, finite numbers, strings, arrays, plain objects) or Date.',
       500,
     );
   }

@@ -1,32 +1,23 @@
-export { type Clock, FakeClock, systemClock } from './clock.js';
-export {
-  type CookieOptions,
-  DRIVER_NAMES,
-  type DriverName,
-  type SameSite,
-  type SessionConfig,
-} from './config.js';
+export type { Clock } from './clock.js';
+export type { CookieOptions, DriverName, SameSite, SessionConfig } from './config.js';
+export type {
+  DriverContext,
+  LockAttempt,
+  SessionDriver,
+  SessionKey,
+  SessionStore,
+  TouchOutcome,
+} from './drivers/contract.js';
 export {
   SessionClosedError,
   SessionConfigError,
   SessionError,
   SessionHeadersSentError,
+  SessionLockLostError,
   SessionLockTimeoutError,
   SessionStoreError,
   SessionValueError,
 } from './errors.js';
-export type {
-  HandlerSettings,
-  LockedRead,
-  SessionHandler,
-  SessionKey,
-  SessionLock,
-} from './handlers/contract.js';
-export {
-  type SessionTableOptions,
-  type SqlDialect,
-  sessionTableSql,
-} from './handlers/database/schema.js';
 export type { SessionLogger } from './log.js';
 export { createSessionManager, type RequestInfo, SessionManager } from './manager.js';
 export type { SessionValue } from './serializer.js';

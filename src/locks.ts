@@ -1,5 +1,3 @@
-import { SessionLockTimeoutError } from './errors.js';
-
 interface Waiter {
   grant: () => void;
   timer: NodeJS.Timeout | undefined;
@@ -19,20 +17,23 @@ export class KeyedQueue {
     return this.#releaser(key);
   }
 
-  /** Resolves with a release function once every earlier acquirer of `key` has released. */
-  acquire(key: string, waitMs: number, driver: string): Promise<() => void> {
+  /**
+   * Resolves with a release function once every earlier acquirer of `key` has released; resolves
+   * with undefined when that took longer than `waitMs` (the caller gives up).
+   */
+  acquire(key: string, waitMs: number): Promise<(() => void) | undefined> {
     const queue = this.#queues.get(key);
     if (queue === undefined) {
       this.#queues.set(key, []);
       return Promise.resolve(this.#releaser(key));
     }
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       const waiter: Waiter = {
         grant: () => resolve(this.#releaser(key)),
         timer: setTimeout(() => {
           const index = queue.indexOf(waiter);
           if (index !== -1) queue.splice(index, 1);
-          reject(new SessionLockTimeoutError(waitMs, driver));
+          resolve(undefined);
         }, waitMs),
       };
       queue.push(waiter);

@@ -3,6 +3,13 @@ import { SessionValueError } from './errors.js';
 /** The key under which a Date is tagged in stored JSON; chosen so that no ordinary data uses it. */
 const DATE_TAG = '$keepsake:date';
 
+/**
+ * How deeply values may nest. Deeper data cannot be saved (JSON.stringify and the checks recurse,
+ * and run out of stack near ten thousand levels), so set() refuses it and a stored payload that
+ * deep counts as corrupt.
+ */
+export const MAX_NESTING = 200;
+
 export type SessionValue =
   | null
   | boolean
@@ -19,14 +26,20 @@ export type SessionValue =
 export function assertStorable(key: string, value: unknown): boolean {
   // Only objects need the cycle check's set; most session values are primitives.
   const isObject = typeof value === 'object' && value !== null;
-  return check(key, value, '', isObject ? new Set() : NO_ANCESTORS);
+  return check(key, value, '', isObject ? new Set() : NO_ANCESTORS, 0);
 }
 
 /** Never added to: check() adds only objects, and primitives never reach that line. */
 const NO_ANCESTORS: ReadonlySet<object> = new Set();
 
 /** Answers whether `value` is or holds a Date. */
-function check(key: string, value: unknown, path: string, ancestors: ReadonlySet<object>): boolean {
+function check(
+  key: string,
+  value: unknown,
+  path: string,
+  ancestors: ReadonlySet<object>,
+  depth: number,
+): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -52,12 +65,14 @@ function check(key: string, value: unknown, path: string, ancestors: ReadonlySet
     return true;
   }
   if (ancestors.has(object)) throw new SessionValueError(key, path, 'a cyclic reference');
+  if (depth >= MAX_NESTING)
+    throw new SessionValueError(key, path, `nested deeper than ${MAX_NESTING} levels`);
   const seen = ancestors as Set<object>;
   seen.add(object);
   let holdsDate = false;
   if (Array.isArray(object)) {
     for (const [index, item] of object.entries()) {
-      if (check(key, item, `${path}[${index}]`, seen)) holdsDate = true;
+      if (check(key, item, `${path}[${index}]`, seen, depth + 1)) holdsDate = true;
     }
   } else {
     const prototype = Object.getPrototypeOf(object);
@@ -74,7 +89,8 @@ function check(key: string, value: unknown, path: string, ancestors: ReadonlySet
     if (Object.getOwnPropertySymbols(object).length > 0)
       throw new SessionValueError(key, path, 'an object with symbol keys (JSON drops them)');
     for (const [name, child] of Object.entries(object)) {
-      if (check(key, child, path === '' ? name : `${path}.${name}`, seen)) holdsDate = true;
+      if (check(key, child, path === '' ? name : `${path}.${name}`, seen, depth + 1))
+        holdsDate = true;
     }
   }
   seen.delete(object);
@@ -99,6 +115,11 @@ export function serialize(data: ReadonlyMap<string, unknown>, holdsDates = true)
 
 /** Parses a stored payload; throws (SyntaxError or TypeError) when it is not a keepsake payload. */
 export function deserialize(payload: string): Map<string, unknown> {
+  // Only a payload with room for that many brackets can nest too deep; most are far smaller.
+  // The record itself is one level more than the values set() accepted.
+  if (payload.length > 2 * MAX_NESTING && nestsDeeperThan(payload, MAX_NESTING + 1)) {
+    throw new TypeError(`the payload nests deeper than ${MAX_NESTING} levels`);
+  }
   // The reviver costs a call per value; only payloads that hold a Date need it.
   const parsed: unknown = payload.includes(DATE_TAG)
     ? JSON.parse(payload, reviveDate)
@@ -115,7 +136,48 @@ export function deserialize(payload: string): Map<string, unknown> {
 function reviveDate(_key: string, value: unknown): unknown {
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const tagged = (value as Record<string, unknown>)[DATE_TAG];
-    if (typeof tagged === 'string' && Object.keys(value).length === 1) return new Date(tagged);
+    if (typeof tagged === 'string' && Object.keys(value).length === 1) {
+      const date = new Date(tagged);
+      if (Number.isNaN(date.getTime())) throw new TypeError(`an invalid date tag (${tagged})`);
+      return date;
+    }
   }
   return value;
+}
+
+/** Whether JSON text opens more than `limit` arrays or objects inside each other (strings skipped). */
+function nestsDeeperThan(json: string, limit: number): boolean {
+  let depth = 0;
+  for (let index = 0; index < json.length; index += 1) {
+    const code = json.charCodeAt(index);
+    if (code === QUOTE) {
+      index = closingQuote(json, index);
+      if (index === -1) return false;
+    } else if (code === OPEN_BRACKET || code === OPEN_BRACE) {
+      depth += 1;
+      if (depth > limit) return true;
+    } else if (code === CLOSE_BRACKET || code === CLOSE_BRACE) {
+      depth -= 1;
+    }
+  }
+  return false;
+}
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+const OPEN_BRACKET = 91;
+const CLOSE_BRACKET = 93;
+const OPEN_BRACE = 123;
+const CLOSE_BRACE = 125;
+
+/** The index of the quote that ends the string opened at `opening`, or -1. */
+function closingQuote(json: string, opening: number): number {
+  let candidate = json.indexOf('"', opening + 1);
+  while (candidate !== -1) {
+    let backslashes = 0;
+    while (json.charCodeAt(candidate - 1 - backslashes) === BACKSLASH) backslashes += 1;
+    if (backslashes % 2 === 0) return candidate;
+    candidate = json.indexOf('"', candidate + 1);
+  }
+  return -1;
 }

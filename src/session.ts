@@ -1,6 +1,7 @@
 import { type Clock, nowSeconds } from './clock.js';
 import { searchDotted } from './dot.js';
 import { SessionClosedError } from './errors.js';
+import { isPlainRecord, type Marker, type Markers, VARS_KEY } from './markers.js';
 import { assertStorable } from './serializer.js';
 
 /** Session data as an app sees it: any JSON-storable value (or Date) under string keys. */
@@ -17,42 +18,26 @@ export interface SessionDataMap {}
 /** The default data shape of a Session: SessionData narrowed by SessionDataMap. */
 export type AppSessionData = SessionDataMap & SessionData;
 
-/** Where flash and temp markers live, as in CodeIgniter. */
-export const VARS_KEY = '__ci_vars';
-export const LAST_REGENERATE_KEY = '__ci_last_regenerate';
-
-/** A flash marker ('new' this request, 'old' the previous one) or a tempdata expiry in seconds. */
-type Marker = 'new' | 'old' | number;
-type Markers = Record<string, Marker>;
-
-/** What the lifecycle does for the Session's session-wide operations. */
-export interface SessionControl {
-  regenerate(destroy: boolean): Promise<void>;
-  destroy(): Promise<void>;
-  close(): Promise<void>;
-}
-
 export type SessionState = 'open' | 'closed' | 'destroyed' | 'readOnly';
 
 /** Internal state, kept under a symbol so that property access can serve userdata. */
 export const INTERNAL = Symbol('keepsake.session');
 
+/** The request's lifecycle, as the Session sees it: its data, ID and state, and the session-wide operations. */
 export interface SessionInternals {
-  data: Map<string, unknown>;
-  id: string;
-  state: SessionState;
-  clock: Clock;
-  control: SessionControl;
+  readonly data: Map<string, unknown>;
+  readonly id: string;
+  readonly state: SessionState;
+  readonly clock: Clock;
+  regenerate(destroy: boolean): Promise<void>;
+  destroy(): Promise<void>;
+  close(): Promise<void>;
 }
 
 type Key<Data> = keyof Data & string;
 
 function isContainer(value: unknown): value is Record<string, unknown> | unknown[] {
   return typeof value === 'object' && value !== null && !(value instanceof Date);
-}
-
-function isPlainRecord(value: unknown): value is Record<string, unknown> {
-  return isContainer(value) && !Array.isArray(value);
 }
 
 function keyList(keys: string | readonly string[]): readonly string[] {
@@ -282,17 +267,17 @@ export class Session<Data extends SessionData = AppSessionData> {
 
   /** A new ID now; the data moves to it. With `destroy`, the old ID's data is deleted at once (use at login). */
   regenerate(destroy = false): Promise<void> {
-    return this[INTERNAL].control.regenerate(destroy);
+    return this[INTERNAL].regenerate(destroy);
   }
 
   /** Deletes the stored session and sends the deletion cookie; later changes in this request throw. */
   destroy(): Promise<void> {
-    return this[INTERNAL].control.destroy();
+    return this[INTERNAL].destroy();
   }
 
   /** Saves now and releases the lock (PHP's session_write_close); later changes in this request throw. */
   close(): Promise<void> {
-    return this[INTERNAL].control.close();
+    return this[INTERNAL].close();
   }
 
   /** @deprecated CodeIgniter 4's old name for destroy(). */
@@ -442,27 +427,6 @@ function unmarkKeys(
     if (marker !== undefined && isKind(marker)) delete markers[key];
   }
   setMarkersOf(internals, markers);
-}
-
-/**
- * The per-request flash/temp step: 'new' flash becomes 'old', 'old' flash and tempdata whose expiry
- * is strictly before now are deleted with their markers.
- */
-export function ageMarkers(data: Map<string, unknown>, nowSecondsValue: number): void {
-  const markers = data.get(VARS_KEY);
-  if (!isPlainRecord(markers)) {
-    if (markers !== undefined) data.delete(VARS_KEY);
-    return;
-  }
-  const kept: Markers = {};
-  for (const [key, marker] of Object.entries(markers as Markers)) {
-    if (marker === 'new') kept[key] = 'old';
-    else if (marker === 'old' || typeof marker !== 'number' || marker < nowSecondsValue)
-      data.delete(key);
-    else kept[key] = marker;
-  }
-  if (Object.keys(kept).length === 0) data.delete(VARS_KEY);
-  else data.set(VARS_KEY, kept);
 }
 
 const propertyAccess: ProxyHandler<Session> = {

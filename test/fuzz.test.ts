@@ -6,7 +6,7 @@ import express from 'express';
 import fc from 'fast-check';
 import { session } from '../src/adapters/express.js';
 import { SessionManager } from '../src/manager.js';
-import { RecordingHandler } from './helpers/recording-handler.js';
+import { RecordingDriver } from './helpers/recording-driver.js';
 
 const HEX_ID = /^[0-9a-f]{32}$/;
 
@@ -38,8 +38,8 @@ const cookieHeader = fc
 
 describe('cookie fuzzing: the manager', () => {
   it('never lets a malformed or unknown ID reach the driver as a session, and never throws', async () => {
-    const handler = new RecordingHandler();
-    const manager = new SessionManager({ driver: handler, gcProbability: 0 });
+    const handler = new RecordingDriver();
+    const manager = new SessionManager({ driver: handler.driver, gcProbability: 0 });
     const known = await manager.start({ cookieHeader: undefined, ip: '127.0.0.1', ajax: false });
     known.set('owner', 'real');
     await manager.commit(known);
@@ -60,12 +60,12 @@ describe('cookie fuzzing: the manager', () => {
 });
 
 describe('cookie fuzzing: raw HTTP through Express', () => {
-  const handler = new RecordingHandler();
+  const handler = new RecordingDriver();
   let port = 0;
   let closeServer: () => Promise<void> = async () => {};
   before(async () => {
     const app = express();
-    app.use(session({ driver: handler, gcProbability: 0 }));
+    app.use(session({ driver: handler.driver, gcProbability: 0 }));
     app.get('/', (request, response) => {
       request.session.set('seen', true);
       response.type('text').send(request.session.id);

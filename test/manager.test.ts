@@ -13,17 +13,17 @@ import {
 import type { SessionLogger } from '../src/log.js';
 import { normalizeIp, type RequestInfo, SessionManager } from '../src/manager.js';
 import type { Session } from '../src/session.js';
-import { RecordingHandler } from './helpers/recording-handler.js';
+import { RecordingDriver } from './helpers/recording-driver.js';
 
 interface Harness {
   manager: SessionManager;
-  handler: RecordingHandler;
+  handler: RecordingDriver;
   clock: FakeClock;
   logs: string[];
 }
 
 function harness(options: SessionConfig = {}): Harness {
-  const handler = new RecordingHandler();
+  const handler = new RecordingDriver();
   const clock = new FakeClock();
   const logs: string[] = [];
   const logger: SessionLogger = {
@@ -32,7 +32,7 @@ function harness(options: SessionConfig = {}): Harness {
     error: (message) => logs.push(`error ${message}`),
   };
   const manager = new SessionManager({
-    driver: handler,
+    driver: handler.driver,
     clock: clock.now,
     logger,
     gcProbability: 0,
@@ -116,14 +116,14 @@ describe('SessionManager: writes and touches', () => {
   it('writes changed data and only touches unchanged data', async () => {
     const { manager, handler } = harness();
     const { session } = await visit(manager, request(), (s) => s.set('a', 1));
-    assert.equal(handler.count('write'), 1);
+    assert.equal(handler.count('writeAndUnlock'), 1);
     await visit(manager, request(session.id), (s) => {
       s.get('a');
     });
-    assert.equal(handler.count('write'), 1);
-    assert.equal(handler.count('updateTimestamp'), 1);
+    assert.equal(handler.count('writeAndUnlock'), 1);
+    assert.equal(handler.count('touchAndUnlock'), 1);
     await visit(manager, request(session.id), (s) => s.set('a', 2));
-    assert.equal(handler.count('write'), 2);
+    assert.equal(handler.count('writeAndUnlock'), 2);
   });
 
   it('commit is idempotent', async () => {
@@ -132,15 +132,16 @@ describe('SessionManager: writes and touches', () => {
     session.set('a', 1);
     await manager.commit(session);
     await manager.commit(session);
-    assert.equal(handler.count('write'), 1);
+    assert.equal(handler.count('writeAndUnlock'), 1);
   });
 
   it('a corrupt stored payload starts an empty session and logs a warning', async () => {
     const { manager, handler, logs } = harness();
     const { session } = await visit(manager, request(), (s) => s.set('a', 1));
     const key = { id: session.id, ip: null };
-    const { lock } = await handler.store.read(key, 100);
-    await handler.store.write(key, lock, '{"a":1');
+    const attempt = await handler.store.lockAndRead(key, 'test');
+    assert.ok(attempt.locked);
+    await handler.store.writeAndUnlock(key, 'test', '{"a":1', 60);
     const again = await visit(manager, request(session.id));
     assert.equal(again.session.get('a'), null);
     assert.ok(logs.some((line) => line.startsWith('warn') && line.includes('corrupt')));
@@ -197,15 +198,15 @@ describe('SessionManager: locking', () => {
     const { manager, handler } = harness();
     const { session } = await visit(manager, request(), (s) => s.set('a', 1));
     const holder = await manager.start(request(session.id));
-    const readsBefore = handler.count('read');
+    const readsBefore = handler.count('lockAndRead');
     const readOnly = await manager.start(request(session.id, { readOnly: true }));
     assert.equal(readOnly.get('a'), 1);
     assert.throws(() => readOnly.set('a', 2), SessionClosedError);
-    assert.equal(handler.count('read'), readsBefore);
+    assert.equal(handler.count('lockAndRead'), readsBefore);
     assert.deepEqual(manager.setCookies(readOnly), []);
     await manager.commit(readOnly);
     await manager.commit(holder);
-    assert.equal(handler.count('write'), 1);
+    assert.equal(handler.count('writeAndUnlock'), 1);
   });
 
   it('a store failure is a 503 SessionStoreError and leaves no lock behind', async () => {
@@ -215,7 +216,8 @@ describe('SessionManager: locking', () => {
     await assert.rejects(manager.start(request(session.id)), (error: unknown) => {
       assert.ok(error instanceof SessionStoreError);
       assert.equal(error.status, 503);
-      assert.match(error.message, /recording.*connection refused/);
+      assert.match(error.message, /"array" session store failed during lock and read/);
+      assert.match(String((error.cause as Error).message), /connection refused/);
       return true;
     });
     handler.failReads = undefined;
@@ -376,7 +378,12 @@ describe('configuration errors', () => {
       /The SameSite value must be None, Lax, Strict or a blank string, sometimes given\./,
     ],
     [{ cookie: { sameSite: 'None' } }, /requires setting the "Secure" attribute/],
-    [{ driver: { open() {} } as never }, /lacks read, peek/],
+    [
+      { driver: { open() {} } as never },
+      /a driver object with a name and an open\(context\) method/,
+    ],
+    [{ maxSessions: 5 } as SessionConfig, /an option of the array driver now/],
+    [{ driver: 'file', connection: 'x' }, /the file driver takes no connection/],
     [{ gcProbability: 5, gcDivisor: 2 }, /gcDivisor/],
   ];
   for (const [options, message] of invalid) {
@@ -398,7 +405,7 @@ describe('SessionManager: values changed after set()', () => {
     const stored = next.get('profile') as Record<string, unknown>;
     stored.size = 10n;
     await assert.rejects(manager.commit(next), SessionValueError);
-    assert.equal(handler.count('write'), 1);
+    assert.equal(handler.count('writeAndUnlock'), 1);
     const after = await visit(manager, request(session.id));
     assert.deepEqual(after.session.get('profile'), { name: 'ada' });
   });

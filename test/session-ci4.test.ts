@@ -59,15 +59,10 @@ import { FakeClock, nowSeconds } from '../src/clock.js';
 import type { SessionConfig } from '../src/config.js';
 import { SessionConfigError } from '../src/errors.js';
 import { type RequestInfo, SessionManager } from '../src/manager.js';
+import { ageMarkers, LAST_REGENERATE_KEY, VARS_KEY } from '../src/markers.js';
 import { deserialize, serialize } from '../src/serializer.js';
-import {
-  ageMarkers,
-  LAST_REGENERATE_KEY,
-  Session,
-  type SessionData,
-  type SessionInternals,
-  VARS_KEY,
-} from '../src/session.js';
+import { Session, type SessionData } from '../src/session.js';
+import type { TestInternals } from './helpers/test-internals.js';
 
 // ── helpers ──────────────────────────────────────────────────────────────────
 
@@ -75,7 +70,7 @@ interface Fixture {
   session: Session<SessionData>;
   /** `$session->foo`. */
   magic: Record<string, unknown>;
-  internals: SessionInternals;
+  internals: TestInternals;
   now(): number;
   /** MockSession::start() again: the data survives, then initVars() ages the markers. */
   start(): void;
@@ -84,16 +79,14 @@ interface Fixture {
 
 function makeSession(): Fixture {
   const clock = new FakeClock();
-  const internals: SessionInternals = {
+  const internals: TestInternals = {
     data: new Map(),
     id: '0123456789abcdef0123456789abcdef',
     state: 'open',
     clock: clock.now,
-    control: {
-      regenerate: async () => {},
-      destroy: async () => {},
-      close: async () => {},
-    },
+    regenerate: async () => {},
+    destroy: async () => {},
+    close: async () => {},
   };
   const session = new Session<SessionData>(internals);
   return {

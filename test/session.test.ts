@@ -9,18 +9,10 @@ import { describe, it } from 'node:test';
 import { FakeClock, nowSeconds } from '../src/clock.js';
 import { SessionClosedError, SessionValueError } from '../src/errors.js';
 import { SessionManager } from '../src/manager.js';
+import { ageMarkers, LAST_REGENERATE_KEY, VARS_KEY } from '../src/markers.js';
 import { deserialize, serialize } from '../src/serializer.js';
-import {
-  ageMarkers,
-  INTERNAL,
-  LAST_REGENERATE_KEY,
-  Session,
-  type SessionControl,
-  type SessionData,
-  type SessionInternals,
-  type SessionState,
-  VARS_KEY,
-} from '../src/session.js';
+import { INTERNAL, Session, type SessionData, type SessionState } from '../src/session.js';
+import type { TestInternals } from './helpers/test-internals.js';
 
 const SESSION_ID = '0123456789abcdef0123456789abcdef';
 
@@ -28,7 +20,7 @@ interface Fixture {
   session: Session<SessionData>;
   /** The same session seen through CodeIgniter's magic properties (`$session->foo`). */
   magic: Record<string, unknown>;
-  internals: SessionInternals;
+  internals: TestInternals;
   clock: FakeClock;
   /** What the session asked the lifecycle to do, in order. */
   calls: string[];
@@ -40,8 +32,14 @@ interface Fixture {
   snapshot(): string;
 }
 
-function recordingControl(calls: string[]): SessionControl {
-  return {
+function makeSession(initial: Record<string, unknown> = {}, state: SessionState = 'open'): Fixture {
+  const clock = new FakeClock();
+  const calls: string[] = [];
+  const internals: TestInternals = {
+    data: new Map(Object.entries(initial)),
+    id: SESSION_ID,
+    state,
+    clock: clock.now,
     regenerate: async (destroy) => {
       calls.push(`regenerate(${destroy})`);
     },
@@ -51,18 +49,6 @@ function recordingControl(calls: string[]): SessionControl {
     close: async () => {
       calls.push('close');
     },
-  };
-}
-
-function makeSession(initial: Record<string, unknown> = {}, state: SessionState = 'open'): Fixture {
-  const clock = new FakeClock();
-  const calls: string[] = [];
-  const internals: SessionInternals = {
-    data: new Map(Object.entries(initial)),
-    id: SESSION_ID,
-    state,
-    clock: clock.now,
-    control: recordingControl(calls),
   };
   const session = new Session<SessionData>(internals);
   return {
@@ -1119,14 +1105,14 @@ describe('§3.4 regenerate, destroy, close delegate to the lifecycle', () => {
     const { session, internals } = makeSession();
     const failure = new Error('store down');
     let finished = false;
-    internals.control = {
+    Object.assign(internals, {
       regenerate: async () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
         finished = true;
       },
       destroy: () => Promise.reject(failure),
       close: () => Promise.reject(failure),
-    };
+    });
     await session.regenerate();
     assert.equal(finished, true);
     await assert.rejects(session.destroy(), failure);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import express, { type Express, type Request } from 'express';
 import { session } from '../../src/adapters/express.js';
-import { defaultSavePath } from '../../src/handlers/file.js';
+import { defaultSavePath } from '../../src/drivers/file.js';
 import { page } from './html.js';
 import { homePage } from './views.js';
 
@@ -76,7 +76,7 @@ export function createDemoApp(options: DemoOptions): Express {
                   at: new Date(nextRotationMs),
                   inSeconds: Math.max(0, Math.round((nextRotationMs - now) / 1000)),
                 },
-          savePath: sessions.manager.config.savePath || defaultSavePath(),
+          savePath: options.savePath || defaultSavePath(),
         }),
       ),
     );

@@ -1,6 +1,6 @@
-import type { SessionConfig } from '../config.js';
+import { AdapterKit, type AdapterOptions, type FailureAnswer } from '../adapter-kit.js';
 import { SessionError } from '../errors.js';
-import { SessionManager } from '../manager.js';
+import type { SessionManager } from '../manager.js';
 import type { AppSessionData, Session, SessionData } from '../session.js';
 
 /**
@@ -10,9 +10,7 @@ import type { AppSessionData, Session, SessionData } from '../session.js';
 export type ServerContext = unknown;
 
 /** Options of `withSession`: the session configuration plus per-request choices. */
-export interface FetchSessionOptions extends SessionConfig {
-  /** Requests whose session is read without a lock and cannot be changed (e.g. a polling route). */
-  readOnly?: (request: Request) => boolean;
+export interface FetchSessionOptions extends AdapterOptions<Request> {
   /**
    * The client IP used by `matchIP`. Default: what the server reports in its second argument —
    * Deno's `info.remoteAddr.hostname`, Bun's `server.requestIP(request).address`,
@@ -49,12 +47,8 @@ function serverIp(request: Request, context: ServerContext): string {
   return typeof candidate === 'string' ? candidate : '';
 }
 
-/** The answer when the session cannot be started or saved: a 503 naming the cause. */
-function sessionErrorResponse(error: SessionError): Response {
-  return new Response(error.message, {
-    status: error.status,
-    headers: { 'Content-Type': 'text/plain; charset=utf-8' },
-  });
+function responseOf(answer: FailureAnswer): Response {
+  return new Response(answer.body, { status: answer.status, headers: answer.headers });
 }
 
 /**
@@ -68,38 +62,35 @@ export function withSession<Data extends SessionData = AppSessionData>(
   options: FetchSessionOptions,
   handler: SessionFetchHandler<Data>,
 ): FetchHandler {
-  const { readOnly, ip = serverIp, ...config } = options;
-  const manager = new SessionManager(config);
+  const { ip = serverIp, ...rest } = options;
+  const kit = new AdapterKit<Request>(rest);
   const wrapped = async (request: Request, context?: ServerContext): Promise<Response> => {
     let started: Session<Data>;
     try {
-      started = await manager.start<Data>({
+      started = await kit.start<Data>(request, {
         cookieHeader: request.headers.get('cookie') ?? undefined,
-        ip: ip(request, context),
-        ajax: request.headers.get('x-requested-with')?.toLowerCase() === 'xmlhttprequest',
-        readOnly: readOnly?.(request) ?? false,
+        ip: () => ip(request, context),
+        requestedWith: request.headers.get('x-requested-with'),
       });
     } catch (error) {
-      if (error instanceof SessionError) return sessionErrorResponse(error);
+      if (error instanceof SessionError) return responseOf(kit.failure(error));
       throw error;
     }
     let response: Response;
     try {
       response = await handler(request, started);
     } catch (error) {
-      await manager.commit(started).catch((commitError: unknown) => {
-        manager.config.logger.error('keepsake: saving the session failed', commitError);
-      });
+      await kit.finishQuietly(started as Session);
       throw error;
     }
+    let cookies: string[];
     try {
-      await manager.commit(started);
+      cookies = await kit.finish(started as Session);
     } catch (error) {
-      manager.config.logger.error('keepsake: saving the session failed', error);
-      if (error instanceof SessionError) return sessionErrorResponse(error);
+      kit.report(error);
+      if (error instanceof SessionError) return responseOf(kit.failure(error));
       throw error;
     }
-    const cookies = manager.setCookies(started);
     if (cookies.length === 0) return response;
     // Headers of a fetched or Response.redirect() response are immutable: answer a copy.
     const headers = new Headers(response.headers);
@@ -110,7 +101,7 @@ export function withSession<Data extends SessionData = AppSessionData>(
       headers,
     });
   };
-  return Object.assign(wrapped, { manager });
+  return Object.assign(wrapped, { manager: kit.manager });
 }
 
 export type { SessionManager } from '../manager.js';

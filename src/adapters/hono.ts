@@ -1,15 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import type { SessionConfig } from '../config.js';
+import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
 import { SessionError } from '../errors.js';
-import { SessionManager } from '../manager.js';
+import type { SessionManager } from '../manager.js';
 import type { Session } from '../session.js';
 
 /** Options of the middleware: the session configuration plus per-request choices. */
-export interface HonoSessionOptions extends SessionConfig {
-  /** Requests whose session is read without a lock and cannot be changed (e.g. a polling route). */
-  readOnly?: (c: Context) => boolean;
+export interface HonoSessionOptions extends AdapterOptions<Context> {
   /**
    * The client IP used by `matchIP`. Default: the socket address under `@hono/node-server` (what
    * its `getConnInfo` reports), else ''. On other runtimes, or behind a proxy you trust, pass your
@@ -18,7 +16,7 @@ export interface HonoSessionOptions extends SessionConfig {
   getIp?: (c: Context) => string;
 }
 
-/** Hono middleware; `manager` is exposed for shutdown() and collectGarbage(). */
+/** Hono middleware; `manager` is exposed for ready(), shutdown() and collectGarbage(). */
 export type HonoSessionMiddleware = MiddlewareHandler & { readonly manager: SessionManager };
 
 declare module 'hono' {
@@ -47,26 +45,23 @@ function nodeServerIp(c: Context): string {
  * is the keepsake error), which `app.onError` receives.
  */
 export function session(options: HonoSessionOptions = {}): HonoSessionMiddleware {
-  const { readOnly, getIp = nodeServerIp, ...config } = options;
-  const manager = new SessionManager(config);
+  const { getIp = nodeServerIp, ...rest } = options;
+  const kit = new AdapterKit<Context>(rest);
   const middleware: MiddlewareHandler = async (c, next) => {
-    const ajax = c.req.header('x-requested-with')?.toLowerCase() === 'xmlhttprequest';
-    const started = await manager
-      .start({
+    const started = await kit
+      .start(c, {
         cookieHeader: c.req.header('cookie'),
-        ip: getIp(c),
-        ajax,
-        readOnly: readOnly?.(c) ?? false,
+        ip: () => getIp(c),
+        requestedWith: c.req.header('x-requested-with'),
       })
       .catch(asHttpException);
     c.set('session', started);
     // Hono turns a handler's error into the onError response inside next(), so this always runs.
     await next();
-    await manager.commit(started).catch(asHttpException);
-    for (const cookie of manager.setCookies(started))
-      c.header('Set-Cookie', cookie, { append: true });
+    const cookies = await kit.finish(started).catch(asHttpException);
+    for (const cookie of cookies) c.header('Set-Cookie', cookie, { append: true });
   };
-  return Object.assign(middleware, { manager });
+  return Object.assign(middleware, { manager: kit.manager });
 }
 
 function asHttpException(error: unknown): never {

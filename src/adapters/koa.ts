@@ -1,15 +1,12 @@
 import type { Context, Middleware, Next } from 'koa';
-import type { SessionConfig } from '../config.js';
-import { SessionManager } from '../manager.js';
+import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
+import type { SessionManager } from '../manager.js';
 import type { Session } from '../session.js';
 
-/** Options of the middleware: the session configuration plus per-request choices. */
-export interface KoaSessionOptions extends SessionConfig {
-  /** Requests whose session is read without a lock and cannot be changed (e.g. a polling route). */
-  readOnly?: (ctx: Context) => boolean;
-}
+/** Options of the middleware: the session configuration plus `readOnly(ctx)`. */
+export type KoaSessionOptions = AdapterOptions<Context>;
 
-/** Koa middleware; `manager` is exposed for shutdown() and collectGarbage(). */
+/** Koa middleware; `manager` is exposed for ready(), shutdown() and collectGarbage(). */
 export interface KoaSessionMiddleware extends Middleware {
   readonly manager: SessionManager;
 }
@@ -28,30 +25,24 @@ declare module 'koa' {
  * for `matchIP` is `ctx.ip` (honours `app.proxy`).
  */
 export function session(options: KoaSessionOptions = {}): KoaSessionMiddleware {
-  const { readOnly, ...config } = options;
-  const manager = new SessionManager(config);
+  const kit = new AdapterKit<Context>(options);
   const middleware = async (ctx: Context, next: Next): Promise<void> => {
-    const ajax = ctx.get('x-requested-with').toLowerCase() === 'xmlhttprequest';
-    const started = await manager.start({
+    const started = await kit.start(ctx, {
       cookieHeader: ctx.headers.cookie,
-      ip: ctx.ip,
-      ajax,
-      readOnly: readOnly?.(ctx) ?? false,
+      ip: () => ctx.ip,
+      requestedWith: ctx.get('x-requested-with'),
     });
     ctx.session = started;
     try {
       await next();
     } catch (error) {
       // Koa's error response drops every header, so only the lock and the data matter here.
-      await manager.commit(started).catch((commitError: unknown) => {
-        manager.config.logger.error('keepsake: saving the session failed', commitError);
-      });
+      await kit.finishQuietly(started);
       throw error;
     }
-    await manager.commit(started);
-    for (const cookie of manager.setCookies(started)) ctx.append('Set-Cookie', cookie);
+    for (const cookie of await kit.finish(started)) ctx.append('Set-Cookie', cookie);
   };
-  return Object.assign(middleware, { manager });
+  return Object.assign(middleware, { manager: kit.manager });
 }
 
 export type { SessionManager } from '../manager.js';

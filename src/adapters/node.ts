@@ -1,17 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SessionConfig } from '../config.js';
-import { SessionError } from '../errors.js';
-import { type RequestInfo, SessionManager } from '../manager.js';
+import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
+import type { SessionManager } from '../manager.js';
 import type { AppSessionData, Session, SessionData } from '../session.js';
 
-/** Options of the middleware: the session configuration plus per-request choices. */
-export interface SessionMiddlewareOptions extends SessionConfig {
-  /**
-   * Requests for which the session is read without a lock and cannot be changed (e.g. a polling
-   * endpoint that must not queue behind a slow request on the same session).
-   */
-  readOnly?: (request: IncomingMessage) => boolean;
-}
+/** Options of the middleware: the session configuration plus `readOnly(request)`. */
+export type SessionMiddlewareOptions = AdapterOptions<IncomingMessage>;
 
 /** A request after the middleware ran. */
 export type SessionRequest<Data extends SessionData = AppSessionData> = IncomingMessage & {
@@ -20,28 +13,13 @@ export type SessionRequest<Data extends SessionData = AppSessionData> = Incoming
 
 type Next = (error?: unknown) => void;
 
-/** Connect/Express middleware; `manager` is exposed for shutdown() and collectGarbage(). */
+/** Connect/Express middleware; `manager` is exposed for ready(), shutdown() and collectGarbage(). */
 export interface SessionMiddleware {
   (request: IncomingMessage, response: ServerResponse, next: Next): void;
   readonly manager: SessionManager;
 }
 
-/** What the manager needs from a node:http request. `ip` is Express's (trust proxy aware) when present. */
-export function requestInfo(
-  request: IncomingMessage,
-  readOnly: boolean,
-  needsIp = true,
-): RequestInfo {
-  const requestedWith = request.headers['x-requested-with'];
-  return {
-    cookieHeader: request.headers.cookie,
-    ip: needsIp ? clientIp(request) : '',
-    ajax: typeof requestedWith === 'string' && requestedWith.toLowerCase() === 'xmlhttprequest',
-    readOnly,
-  };
-}
-
-/** Express's `req.ip` (trust-proxy aware; computed on each read, so only when matchIP needs it). */
+/** Express's `req.ip` (trust-proxy aware), else the socket's address. */
 function clientIp(request: IncomingMessage): string {
   const expressIp = (request as IncomingMessage & { ip?: unknown }).ip;
   return typeof expressIp === 'string' ? expressIp : (request.socket.remoteAddress ?? '');
@@ -53,24 +31,30 @@ function clientIp(request: IncomingMessage): string {
  * next request always sees it; a lock timeout or store failure reaches `next(error)` as a 503.
  */
 export function session(options: SessionMiddlewareOptions = {}): SessionMiddleware {
-  const { readOnly, ...config } = options;
-  const manager = new SessionManager(config);
+  return middlewareOf(new AdapterKit<IncomingMessage>(options));
+}
+
+function middlewareOf(kit: AdapterKit<IncomingMessage>): SessionMiddleware {
   const middleware = (request: IncomingMessage, response: ServerResponse, next: Next): void => {
-    manager
-      .start(requestInfo(request, readOnly?.(request) ?? false, manager.config.matchIP))
+    kit
+      .start(request, {
+        cookieHeader: request.headers.cookie,
+        ip: () => clientIp(request),
+        requestedWith: request.headers['x-requested-with'] as string | undefined,
+      })
       .then((started) => {
         (request as SessionRequest).session = started;
-        attach(manager, started, response);
+        attach(kit, started, response);
         next();
       })
       .catch(next);
   };
-  return Object.assign(middleware, { manager });
+  return Object.assign(middleware, { manager: kit.manager });
 }
 
-/** What the patched response methods need; kept on the response to avoid per-request closures. */
+/** What the patched response methods need; kept beside the response to avoid per-request closures. */
 interface Attached {
-  manager: SessionManager;
+  kit: AdapterKit<IncomingMessage>;
   session: Session;
   writeHead: ServerResponse['writeHead'];
   end: ServerResponse['end'];
@@ -92,24 +76,27 @@ function attachedTo(response: ServerResponse): Attached {
  * session to be written (PHP's write-before-output order). A response that never ends (client gone)
  * still releases the lock on 'close'.
  */
-function attach(manager: SessionManager, started: Session, response: ServerResponse): void {
-  const attached: Attached = {
-    manager,
+function attach(
+  kit: AdapterKit<IncomingMessage>,
+  started: Session,
+  response: ServerResponse,
+): void {
+  attachments.set(response, {
+    kit,
     session: started,
     writeHead: response.writeHead,
     end: response.end,
     ending: false,
-  };
-  attachments.set(response, attached);
+  });
   response.writeHead = writeHeadWithCookies as ServerResponse['writeHead'];
   response.end = endAfterCommit as ServerResponse['end'];
   response.on('close', commitOnClose);
 }
 
 function writeHeadWithCookies(this: ServerResponse, ...args: unknown[]): unknown {
-  const { manager, session, writeHead } = attachedTo(this);
+  const { kit, session, writeHead } = attachedTo(this);
   if (!this.headersSent) {
-    for (const cookie of manager.setCookies(session)) this.appendHeader('Set-Cookie', cookie);
+    for (const cookie of kit.manager.setCookies(session)) this.appendHeader('Set-Cookie', cookie);
   }
   return Reflect.apply(writeHead, this, args);
 }
@@ -118,7 +105,7 @@ function endAfterCommit(this: ServerResponse, ...args: unknown[]): ServerRespons
   const attached = attachedTo(this);
   if (attached.ending) return this;
   attached.ending = true;
-  attached.manager.commit(attached.session).then(
+  attached.kit.manager.commit(attached.session).then(
     () => Reflect.apply(attached.end, this, args),
     (error: unknown) => answerCommitFailure(this, attached, args, error),
   );
@@ -132,38 +119,37 @@ function answerCommitFailure(
   args: unknown[],
   error: unknown,
 ): void {
-  attached.manager.config.logger.error('keepsake: saving the session failed', error);
+  attached.kit.report(error);
   if (response.headersSent) {
     Reflect.apply(attached.end, response, args);
     return;
   }
   for (const name of response.getHeaderNames()) response.removeHeader(name);
-  response.statusCode = error instanceof SessionError ? error.status : 500;
-  response.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  Reflect.apply(attached.end, response, [
-    error instanceof SessionError && error.expose ? error.message : 'Internal Server Error',
-  ]);
+  const answer = attached.kit.failure(error);
+  response.statusCode = answer.status;
+  for (const [name, value] of Object.entries(answer.headers)) response.setHeader(name, value);
+  Reflect.apply(attached.end, response, [answer.body]);
 }
 
 function commitOnClose(this: ServerResponse): void {
-  const { manager, session } = attachedTo(this);
-  manager.commit(session).catch((error: unknown) => {
-    manager.config.logger.error('keepsake: saving the session of an aborted request failed', error);
-  });
+  const { kit, session } = attachedTo(this);
+  void kit.finishQuietly(session, 'saving the session of an aborted request failed');
 }
 
 /** The failure answer when no framework error handler exists (plain node:http). */
-export function sendSessionError(response: ServerResponse, error: unknown): void {
-  const status = error instanceof SessionError ? error.status : 500;
-  const message =
-    error instanceof SessionError && error.expose ? error.message : 'Internal Server Error';
+function sendFailure(
+  kit: AdapterKit<IncomingMessage>,
+  response: ServerResponse,
+  error: unknown,
+): void {
   if (response.headersSent) {
     response.destroy(error instanceof Error ? error : undefined);
     return;
   }
-  response.statusCode = status;
-  response.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  response.end(message);
+  const answer = kit.failure(error);
+  response.statusCode = answer.status;
+  for (const [name, value] of Object.entries(answer.headers)) response.setHeader(name, value);
+  response.end(answer.body);
 }
 
 /**
@@ -174,20 +160,22 @@ export function withSession<Data extends SessionData = AppSessionData>(
   options: SessionMiddlewareOptions,
   handler: (request: SessionRequest<Data>, response: ServerResponse) => unknown,
 ): ((request: IncomingMessage, response: ServerResponse) => void) & { manager: SessionManager } {
-  const middleware = session(options);
+  const kit = new AdapterKit<IncomingMessage>(options);
+  const middleware = middlewareOf(kit);
   const listener = (request: IncomingMessage, response: ServerResponse): void => {
     middleware(request, response, (error) => {
       if (error !== undefined) {
-        sendSessionError(response, error);
+        kit.report(error, 'starting the session failed');
+        sendFailure(kit, response, error);
         return;
       }
       Promise.resolve()
         .then(() => handler(request as SessionRequest<Data>, response))
         .catch((failure: unknown) => {
-          middleware.manager.config.logger.error('keepsake: the request handler failed', failure);
-          sendSessionError(response, failure);
+          kit.report(failure, 'the request handler failed');
+          sendFailure(kit, response, failure);
         });
     });
   };
-  return Object.assign(listener, { manager: middleware.manager });
+  return Object.assign(listener, { manager: kit.manager });
 }

@@ -1,7 +1,9 @@
 export { FakeClock } from '../clock.js';
 export {
-  type ConformanceHarness,
   type ConformanceTarget,
-  openHarness,
+  openStore,
   runConformanceSuite,
+  type StoreHarness,
+  type TestFunctions,
 } from './conformance.js';
+export { type Fault, FaultyStore, faultyDriver } from './faulty-store.js';

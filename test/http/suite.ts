@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FakeClock } from '../../src/clock.js';
-import type { SessionKey, SessionLock } from '../../src/handlers/contract.js';
 import type { AppFactory, AppOptions, Routes, RunningApp } from '../helpers/apps/types.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
-import { RecordingHandler } from '../helpers/recording-handler.js';
+import { RecordingDriver } from '../helpers/recording-driver.js';
 
 const ID = /^[0-9a-f]{32}$/;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -24,18 +23,6 @@ function deferred(): Deferred {
     resolve = done;
   });
   return { promise, resolve };
-}
-
-/** A real array store whose writes can be slowed down or made to fail. */
-class SlowWritesHandler extends RecordingHandler {
-  writeDelayMs = 0;
-  failWrites: Error | undefined;
-
-  override async write(key: SessionKey, lock: SessionLock, data: string): Promise<void> {
-    await pause(this.writeDelayMs);
-    if (this.failWrites !== undefined) throw this.failWrites;
-    return super.write(key, lock, data);
-  }
 }
 
 /** Starts an app per describe block and closes it afterwards. */
@@ -368,10 +355,10 @@ export function runHttpSuite(factory: AppFactory): void {
   });
 
   describe(`${name}: saving and store failures`, () => {
-    const store = new SlowWritesHandler();
+    const store = new RecordingDriver();
     const app = serve(
       factory,
-      () => ({ session: { driver: store, timeToUpdate: 0 }, readOnlyPaths: ['/peek'] }),
+      () => ({ session: { driver: store.driver, timeToUpdate: 0 }, readOnlyPaths: ['/peek'] }),
       {
         '/set': ({ session, query }) => {
           session.set('name', query.get('name'));

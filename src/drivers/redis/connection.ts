@@ -9,41 +9,51 @@ export interface RedisConnection {
   /** What is behind it, for logs ("node-redis cluster", "ioredis client"…). */
   readonly kind: string;
   /** Sends one command to the node serving `key`. */
-  send(key: string, args: readonly string[]): Promise<unknown>;
+  send(key: string, args: string[]): Promise<unknown>;
   /** Closes the client; called only for clients keepsake created itself. */
   close(): Promise<void>;
 }
 
-interface NodeRedisClientLike {
-  sendCommand(args: readonly string[]): Promise<unknown>;
+/** What keepsake uses of a node-redis client (`createClient()` from "redis"). */
+export interface NodeRedisClient {
+  sendCommand(args: string[]): Promise<unknown>;
   readonly isOpen: boolean;
   close(): Promise<void>;
 }
 
-interface NodeRedisClusterLike {
-  sendCommand(firstKey: string, isReadonly: boolean, args: readonly string[]): Promise<unknown>;
+/** What keepsake uses of a node-redis cluster (`createCluster()` from "redis"). */
+export interface NodeRedisCluster {
+  sendCommand(firstKey: string, isReadonly: boolean, args: string[]): Promise<unknown>;
   readonly isOpen: boolean;
+  readonly masters: unknown;
+  readonly slots: unknown;
   close(): Promise<void>;
 }
 
-interface NodeRedisSentinelLike {
-  sendCommand(isReadonly: boolean, args: readonly string[]): Promise<unknown>;
+/** What keepsake uses of a node-redis sentinel client (`createSentinel()` from "redis"). */
+export interface NodeRedisSentinel {
+  sendCommand(isReadonly: boolean, args: string[]): Promise<unknown>;
   readonly isOpen: boolean;
+  getMasterNode(): unknown;
   close(): Promise<void>;
 }
 
-interface IoRedisLike {
+/** What keepsake uses of an ioredis `Redis` or `Cluster`. */
+export interface IoRedisClient {
   call(command: string, ...args: string[]): Promise<unknown>;
   readonly status: string;
   readonly isCluster?: boolean;
   quit(): Promise<unknown>;
 }
 
+/** A Redis client the application created, of either library and any topology. */
+export type RedisClient = NodeRedisClient | NodeRedisCluster | NodeRedisSentinel | IoRedisClient;
+
 function member(value: object, name: string): unknown {
   return (value as Record<string, unknown>)[name];
 }
 
-function isIoRedis(value: object): value is IoRedisLike {
+function isIoRedis(value: object): value is IoRedisClient {
   return typeof member(value, 'call') === 'function' && typeof member(value, 'status') === 'string';
 }
 
@@ -54,11 +64,11 @@ function isNodeRedis(value: object): boolean {
   );
 }
 
-function isNodeRedisCluster(value: object): value is NodeRedisClusterLike {
+function isNodeRedisCluster(value: object): value is NodeRedisCluster {
   return isNodeRedis(value) && 'masters' in value && 'slots' in value;
 }
 
-function isNodeRedisSentinel(value: object): value is NodeRedisSentinelLike {
+function isNodeRedisSentinel(value: object): value is NodeRedisSentinel {
   return isNodeRedis(value) && typeof member(value, 'getMasterNode') === 'function';
 }
 
@@ -70,9 +80,9 @@ const EXPECTED_CLIENTS =
  * Wraps a client the application created. Throws SessionConfigError for anything else, or for a
  * node-redis client that was never connected (node-redis does not connect by itself).
  */
-export function wrapInjectedClient(client: unknown): RedisConnection {
+export function wrapInjectedClient(client: RedisClient): RedisConnection {
   if (typeof client !== 'object' || client === null) {
-    throw new SessionConfigError('connection', `expected ${EXPECTED_CLIENTS}.`);
+    throw new SessionConfigError('client', `expected ${EXPECTED_CLIENTS}.`);
   }
   if (isIoRedis(client)) {
     const kind = client.isCluster === true ? 'ioredis cluster' : 'ioredis client';
@@ -85,7 +95,7 @@ export function wrapInjectedClient(client: unknown): RedisConnection {
     };
   }
   if (isNodeRedis(client)) {
-    if (!(client as unknown as NodeRedisClientLike).isOpen) {
+    if (!(client as unknown as NodeRedisClient).isOpen) {
       throw new SessionConfigError(
         'connection',
         'the node-redis client is not connected; call `await client.connect()` before passing it to keepsake.',
@@ -105,7 +115,7 @@ export function wrapInjectedClient(client: unknown): RedisConnection {
         close: () => client.close(),
       };
     }
-    const single = client as unknown as NodeRedisClientLike;
+    const single = client as unknown as NodeRedisClient;
     return {
       kind: 'node-redis client',
       send: (_key, args) => single.sendCommand(args),

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
 import { createCluster, type RedisClusterType } from 'redis';
-import { RedisHandler } from '../../src/handlers/redis.js';
+import { redis } from '../../src/drivers/redis.js';
 import { createSessionId } from '../../src/id.js';
-import { openHarness, runConformanceSuite } from '../../src/testing/conformance.js';
+import { runConformanceSuite } from '../../src/testing/conformance.js';
+import { lock } from '../../src/testing/conformance-store.js';
+import { openStore } from '../../src/testing/index.js';
 import { type PrivateCluster, redisBinarySkip, startPrivateCluster } from './redis/servers.js';
 
 const FIRST_PORT = 7311;
@@ -42,44 +44,38 @@ function required<T>(value: T | undefined): T {
 
 describe('redis driver on a 3-master Redis Cluster', { skip }, () => {
   runConformanceSuite('redis (node-redis createCluster)', {
-    createHandler: () => new RedisHandler(),
-    savePath: '?prefix=cluster:node-redis:',
-    connection: () => required(nodeRedis),
-    expiry: 'store',
+    driver: () => redis({ client: required(nodeRedis), prefix: 'cluster:node-redis:' }),
+    expiry: 'real',
   });
 
   runConformanceSuite('redis (ioredis Cluster)', {
-    createHandler: () => new RedisHandler(),
-    savePath: '?prefix=cluster:ioredis:',
-    connection: () => required(ioredis),
-    expiry: 'store',
+    driver: () => redis({ client: required(ioredis), prefix: 'cluster:ioredis:' }),
+    expiry: 'real',
   });
 
   it('spreads sessions over all three masters, each with its lock in the same slot', async () => {
-    const { handler } = await openHarness({
-      createHandler: () => new RedisHandler(),
-      savePath: '?prefix=cluster:spread:',
-      connection: required(nodeRedis),
-      expiry: 'store',
+    const { store } = await openStore({
+      driver: () => redis({ client: required(nodeRedis), prefix: 'cluster:spread:' }),
+      expiry: 'real',
     });
     const client = required(nodeRedis);
     const holders = new Set<string>();
     for (let index = 0; index < 30; index += 1) {
       const key = { id: createSessionId(), ip: null };
-      const { lock } = await handler.read(key, 1_000);
+      const { token } = await lock(store, key);
       const dataKey = `cluster:spread:{${key.id}}`;
       const slot = Number(await client.sendCommand(dataKey, true, ['CLUSTER', 'KEYSLOT', dataKey]));
       const lockSlot = Number(
         await client.sendCommand(dataKey, true, ['CLUSTER', 'KEYSLOT', `${dataKey}:lock`]),
       );
       assert.equal(lockSlot, slot);
-      await handler.write(key, lock, '{"c":1}');
+      await store.writeAndUnlock(key, token, '{"c":1}', 60);
       const master = client.masters.find(
         (node) => client.slots[slot]?.master.address === node.address,
       );
       holders.add(master?.address ?? '?');
     }
     assert.equal(holders.size, 3, `sessions landed on ${[...holders].join(', ')}`);
-    await handler.shutdown();
+    await store.close();
   });
 });

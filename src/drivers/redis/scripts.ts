@@ -13,34 +13,37 @@ function script(name: string, source: string): RedisScript {
 
 /**
  * KEYS: session data, its lock. ARGV: lock token, lock TTL (ms).
- * Takes the lock and reads the data in one round trip: `{1, data or nil}`, or `{0}` while another
- * request holds the lock.
+ * Takes the lock and reads the data in one round trip: `{1, data or false}`, `{1, false, type}`
+ * when the data key holds another Redis type (a corrupt record), or `{0}` while another request
+ * holds the lock.
  */
 export const LOCK_AND_READ = script(
   'lock-and-read',
-  `if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('GET', KEYS[1])}
+  `if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local read = redis.pcall('GET', KEYS[1])
+if type(read) == 'table' and read.err then
+  return {1, false, redis.call('TYPE', KEYS[1]).ok}
 end
-return {0}`,
+return {1, read}`,
 );
 
 /**
  * KEYS: session data, its lock. ARGV: lock token, mode, lifetime (s), payload.
- * Modes: 'write' stores the payload, 'touch' restarts the data's TTL, 'close' only unlocks,
- * 'destroy' deletes the data. Everything but 'destroy' happens only while the lock still holds
- * our token (answer 0 otherwise); a logout must delete the data even when the lock was lost.
- * Answers 1 when done and unlocked, 2 when 'touch' found no data (the lock is kept, so the caller
- * can write it).
+ * Every mode acts only while the lock still holds our token, and answers 0 otherwise (the lock
+ * expired and may be someone else's: nothing is changed). Modes: 'write' stores the payload,
+ * 'touch' restarts the data's TTL, 'destroy' deletes the data, 'unlock' only releases. Answers 1
+ * when done and unlocked, 2 when 'touch' found no data (the lock is kept, for the write that follows).
  */
-export const SAVE_AND_UNLOCK = script(
-  'save-and-unlock',
-  `local mode = ARGV[2]
-if mode == 'destroy' then redis.call('DEL', KEYS[1]) end
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+export const FINISH = script(
+  'finish',
+  `if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local mode = ARGV[2]
 if mode == 'write' then
   redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[3])
 elseif mode == 'touch' then
   if redis.call('EXPIRE', KEYS[1], ARGV[3]) == 0 then return 2 end
+elseif mode == 'destroy' then
+  redis.call('DEL', KEYS[1])
 end
 redis.call('DEL', KEYS[2])
 return 1`,

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SessionConfigError } from '../../src/errors.js';
 import {
   parseRedisSavePath,
   type RedisSavePath,
   redactSavePath,
-} from '../../src/handlers/redis/save-path.js';
+} from '../../src/drivers/redis/save-path.js';
+import { SessionConfigError } from '../../src/errors.js';
 
 const tcp = (host: string, port = 6379, tls = false) => ({ kind: 'tcp', host, port, tls }) as const;
 const unix = (path: string) => ({ kind: 'unix', path }) as const;

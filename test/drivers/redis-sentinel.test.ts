@@ -1,7 +1,7 @@
 import { after, before, describe } from 'node:test';
 import { Redis } from 'ioredis';
 import { createSentinel, type RedisSentinelType } from 'redis';
-import { RedisHandler } from '../../src/handlers/redis.js';
+import { redis } from '../../src/drivers/redis.js';
 import { runConformanceSuite } from '../../src/testing/conformance.js';
 import { type PrivateSentinel, redisBinarySkip, startPrivateSentinel } from './redis/servers.js';
 
@@ -43,16 +43,12 @@ function required<T>(value: T | undefined): T {
 
 describe('redis driver behind Redis Sentinel', { skip }, () => {
   runConformanceSuite('redis (node-redis createSentinel)', {
-    createHandler: () => new RedisHandler(),
-    savePath: '?prefix=sentinel:node-redis:',
-    connection: () => required(nodeRedis),
-    expiry: 'store',
+    driver: () => redis({ client: required(nodeRedis), prefix: 'sentinel:node-redis:' }),
+    expiry: 'real',
   });
 
   runConformanceSuite('redis (ioredis with sentinels)', {
-    createHandler: () => new RedisHandler(),
-    savePath: '?prefix=sentinel:ioredis:',
-    connection: () => required(ioredis),
-    expiry: 'store',
+    driver: () => redis({ client: required(ioredis), prefix: 'sentinel:ioredis:' }),
+    expiry: 'real',
   });
 });

@@ -1,0 +1,97 @@
+import type { SessionConfig } from './config.js';
+import { SessionError } from './errors.js';
+import { SessionManager } from './manager.js';
+import type { Session, SessionData } from './session.js';
+
+/** What every adapter's options add to the session configuration. */
+export interface AdapterOptions<Request> extends SessionConfig {
+  /**
+   * Requests whose session is read without a lock and cannot be changed (e.g. a polling endpoint
+   * that must not queue behind a slow request on the same session).
+   */
+  readOnly?: (request: Request) => boolean;
+}
+
+/** What an adapter reads off its framework's request. */
+export interface RequestFacts {
+  readonly cookieHeader: string | readonly string[] | undefined;
+  /** The client IP as the framework sees it (trust-proxy aware); only read under matchIP. */
+  readonly ip: () => string;
+  /** The `X-Requested-With` header, if any. */
+  readonly requestedWith: string | null | undefined;
+}
+
+/** A safe answer to a request whose session failed: a status and a text that names no internals. */
+export interface FailureAnswer {
+  readonly status: number;
+  readonly body: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * The glue every adapter shares, so that each adapter holds only its framework's hooks: starting a
+ * request's session from the facts of its request, committing it and reporting a failure once,
+ * and the safe failure answer.
+ */
+export class AdapterKit<Request> {
+  readonly manager: SessionManager;
+  readonly #readOnly: ((request: Request) => boolean) | undefined;
+
+  constructor(options: AdapterOptions<Request>) {
+    const { readOnly, ...config } = options;
+    this.manager = new SessionManager(config);
+    this.#readOnly = readOnly;
+  }
+
+  /** Starts the session of `request`. Rejects with SessionLockTimeoutError or SessionStoreError (503). */
+  start<Data extends SessionData = SessionData>(
+    request: Request,
+    facts: RequestFacts,
+  ): Promise<Session<Data>> {
+    return this.manager.start<Data>({
+      cookieHeader: facts.cookieHeader,
+      ip: this.manager.config.matchIP ? facts.ip() : '',
+      ajax: isAjax(facts.requestedWith),
+      readOnly: this.#readOnly?.(request) ?? false,
+    });
+  }
+
+  /** Saves (or touches) and unlocks, then answers the Set-Cookie values. */
+  async finish(session: Session): Promise<string[]> {
+    await this.manager.commit(session);
+    return this.manager.setCookies(session);
+  }
+
+  /** Saves and unlocks a request that is already failing or gone; a failure is logged, never thrown. */
+  finishQuietly(session: Session, why = 'saving the session failed'): Promise<void> {
+    return this.manager.commit(session).catch((error: unknown) => this.report(error, why));
+  }
+
+  /** Logs a failure of the session (with its cause) through the configured logger. */
+  report(error: unknown, why = 'saving the session failed'): void {
+    this.manager.config.logger.error(`keepsake: ${why}`, error);
+  }
+
+  /** The answer to send when the session failed and no framework error handler will: 503 or 500. */
+  failure(error: unknown): FailureAnswer {
+    return failureAnswer(error);
+  }
+}
+
+/** `X-Requested-With: XMLHttpRequest`, in any case: CodeIgniter's AJAX test. */
+export function isAjax(requestedWith: string | null | undefined): boolean {
+  return typeof requestedWith === 'string' && requestedWith.toLowerCase() === 'xmlhttprequest';
+}
+
+/**
+ * A session error's status and message (503s name the driver and operation only, never a host,
+ * path or query), or a plain 500 for anything else.
+ */
+export function failureAnswer(error: unknown): FailureAnswer {
+  const known = error instanceof SessionError && error.expose;
+  return {
+    status: error instanceof SessionError ? error.status : 500,
+    body: known ? error.message : 'Internal Server Error',
+    headers: { 'Content-Type': 'text/plain; charset=utf-8' },
+  };
+}

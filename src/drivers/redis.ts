@@ -1,0 +1,194 @@
+import { SessionConfigError, SessionError, SessionStoreError } from '../errors.js';
+import type {
+  DriverContext,
+  LockAttempt,
+  SessionDriver,
+  SessionKey,
+  SessionStore,
+  TouchOutcome,
+} from './contract.js';
+import { requirePeer } from './peer.js';
+import {
+  type RedisClient,
+  type RedisConnection,
+  runScript,
+  wrapInjectedClient,
+} from './redis/connection.js';
+import { createOwnedConnection } from './redis/create-client.js';
+import { sessionKeys } from './redis/keys.js';
+import { parseRedisSavePath, type RedisSavePath } from './redis/save-path.js';
+import { FINISH, LOCK_AND_READ, RENEW_LOCK } from './redis/scripts.js';
+
+export type {
+  IoRedisClient,
+  NodeRedisClient,
+  NodeRedisCluster,
+  NodeRedisSentinel,
+  RedisClient,
+} from './redis/connection.js';
+
+export interface RedisDriverOptions {
+  /**
+   * A client your app created and connected: node-redis (`createClient`, `createCluster`,
+   * `createSentinel`) or ioredis (`new Redis()`, `new Cluster()`). keepsake never closes it.
+   */
+  readonly client?: RedisClient;
+  /**
+   * Without a client: the server, in CodeIgniter's savePath forms or as a URL —
+   * `tcp://host:port?auth=…&database=…&prefix=…&timeout=…`, `tls://…`, `redis://…`, `rediss://…`,
+   * `unix:///path`, `/path`, `host:port`. keepsake then creates the client (node-redis) and closes it.
+   * With a client, only its `prefix=` counts.
+   */
+  readonly url?: string;
+  /** The key prefix (default `<cookieName>:`); replaces a `prefix=` in the URL. */
+  readonly prefix?: string;
+}
+
+/**
+ * Sessions in Redis (single server, Sentinel or Cluster). One Lua script takes the lock and reads,
+ * another writes, touches, deletes or unlocks only while the lock still holds this request's token,
+ * so an uncontended request costs two round trips. Sessions expire by Redis's own TTL.
+ */
+class RedisStore implements SessionStore {
+  readonly #connection: RedisConnection;
+  readonly #ownsConnection: boolean;
+  readonly #prefix: string;
+  readonly #lockTtl: string;
+
+  constructor(
+    connection: RedisConnection,
+    ownsConnection: boolean,
+    prefix: string,
+    lockTtlMs: number,
+  ) {
+    this.#connection = connection;
+    this.#ownsConnection = ownsConnection;
+    this.#prefix = prefix;
+    this.#lockTtl = String(lockTtlMs);
+  }
+
+  async lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
+    const keys = sessionKeys(this.#prefix, key);
+    const reply = await runScript(
+      this.#connection,
+      LOCK_AND_READ,
+      [keys.data, keys.lock],
+      [token, this.#lockTtl],
+    );
+    if (!Array.isArray(reply) || Number(reply[0]) !== 1) return { locked: false };
+    const data: unknown = reply[1];
+    if (typeof data === 'string') return { locked: true, payload: data };
+    const otherType: unknown = reply[2];
+    return typeof otherType === 'string'
+      ? {
+          locked: true,
+          payload: null,
+          unreadable: `the Redis key holds a ${otherType}, not a string`,
+        }
+      : { locked: true, payload: null };
+  }
+
+  async renewLock(key: SessionKey, token: string): Promise<boolean> {
+    const { lock } = sessionKeys(this.#prefix, key);
+    return (
+      Number(await runScript(this.#connection, RENEW_LOCK, [lock], [token, this.#lockTtl])) === 1
+    );
+  }
+
+  async writeAndUnlock(
+    key: SessionKey,
+    token: string,
+    payload: string,
+    lifetimeSeconds: number,
+  ): Promise<boolean> {
+    return (await this.#finish(key, token, 'write', lifetimeSeconds, payload)) === 1;
+  }
+
+  async touchAndUnlock(
+    key: SessionKey,
+    token: string,
+    lifetimeSeconds: number,
+  ): Promise<TouchOutcome> {
+    const reply = await this.#finish(key, token, 'touch', lifetimeSeconds, '');
+    return reply === 1 ? 'touched' : reply === 2 ? 'missing' : 'fenced';
+  }
+
+  async destroyAndUnlock(key: SessionKey, token: string): Promise<boolean> {
+    return (await this.#finish(key, token, 'destroy', 0, '')) === 1;
+  }
+
+  async unlock(key: SessionKey, token: string): Promise<void> {
+    // A Redis lock leaves nothing but itself behind, so there is nothing to discard.
+    await this.#finish(key, token, 'unlock', 0, '');
+  }
+
+  async peek(key: SessionKey): Promise<string | null> {
+    const { data } = sessionKeys(this.#prefix, key);
+    const reply = await this.#connection.send(data, ['GET', data]);
+    return typeof reply === 'string' ? reply : null;
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsConnection) await this.#connection.close();
+  }
+
+  async #finish(
+    key: SessionKey,
+    token: string,
+    mode: 'write' | 'touch' | 'destroy' | 'unlock',
+    lifetimeSeconds: number,
+    payload: string,
+  ): Promise<number> {
+    const keys = sessionKeys(this.#prefix, key);
+    return Number(
+      await runScript(
+        this.#connection,
+        FINISH,
+        [keys.data, keys.lock],
+        [token, mode, String(Math.max(1, lifetimeSeconds)), payload],
+      ),
+    );
+  }
+}
+
+/**
+ * The redis driver: `redis({ client })` with your node-redis or ioredis client, or
+ * `redis({ url: 'tcp://127.0.0.1:6379' })` for one keepsake creates. Options are checked here, at
+ * once; the connection is made when the session manager opens the driver.
+ */
+export function redis(options: RedisDriverOptions): SessionDriver {
+  const { client, url, prefix } = options;
+  if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '')) {
+    throw new SessionConfigError('prefix', 'the redis key prefix must be a non-empty string.');
+  }
+  const injected = client === undefined ? undefined : wrapInjectedClient(client);
+  const parsed: RedisSavePath | null =
+    url === undefined || url === '' ? null : parseRedisSavePath(url, 'url', injected !== undefined);
+  if (injected === undefined) {
+    // Without a client a server is required: this throws the "no save path" configuration error.
+    if (parsed === null || parsed.server === null) parseRedisSavePath('', 'url');
+    requirePeer('redis', 'the redis driver', 'or pass your own node-redis or ioredis client');
+  }
+  return {
+    name: 'redis',
+    async open(context: DriverContext): Promise<SessionStore> {
+      const keyPrefix = prefix ?? parsed?.prefix ?? `${context.cookieName}:`;
+      if (injected !== undefined) {
+        if (parsed?.server) {
+          context.logger.debug(
+            `keepsake: the redis driver uses the ${injected.kind} it was given; the server in its url is ignored (only prefix= counts).`,
+          );
+        }
+        return new RedisStore(injected, false, keyPrefix, context.lockTtlMs);
+      }
+      const target = parsed as RedisSavePath & { server: NonNullable<RedisSavePath['server']> };
+      try {
+        const connection = await createOwnedConnection(target, context.ioTimeoutMs, context.logger);
+        return new RedisStore(connection, true, keyPrefix, context.lockTtlMs);
+      } catch (error) {
+        if (error instanceof SessionError) throw error;
+        throw new SessionStoreError('redis', 'connect', error);
+      }
+    },
+  };
+}

@@ -1,0 +1,440 @@
+import { type Clock, nowSeconds } from './clock.js';
+import { type CookieAttributes, deletionCookie, readCookie, sessionCookie } from './cookie.js';
+import type { SessionKey } from './drivers/contract.js';
+import {
+  SessionClosedError,
+  SessionHeadersSentError,
+  SessionLockTimeoutError,
+  SessionValueError,
+} from './errors.js';
+import { createSessionId, isValidSessionId } from './id.js';
+import type { HeldLock, LockProtocol } from './lock-protocol.js';
+import type { KeyedQueue } from './locks.js';
+import type { SessionLogger } from './log.js';
+import { ageMarkers, isPlainRecord, LAST_REGENERATE_KEY } from './markers.js';
+import { assertStorable, deserialize, serialize } from './serializer.js';
+import type { SessionInternals, SessionState } from './session.js';
+
+/** What an adapter tells the manager about a request. */
+export interface RequestInfo {
+  /** The raw Cookie header(s). */
+  cookieHeader: string | readonly string[] | undefined;
+  /** The client IP as the framework sees it (used by matchIP). */
+  ip: string;
+  /** `X-Requested-With: XMLHttpRequest` (any case) was sent. */
+  ajax: boolean;
+  /** Read the session without locking it; any change throws. */
+  readOnly?: boolean;
+}
+
+/** What every request's lifecycle shares; the manager builds it once from the configuration. */
+export interface LifecycleContext {
+  readonly protocol: LockProtocol;
+  /** The in-process FIFO queue per session: requests of one process wait on a promise, not the store. */
+  readonly queue: KeyedQueue;
+  readonly driverName: string;
+  readonly cookieName: string;
+  readonly cookie: CookieAttributes;
+  /** Cookie lifetime in seconds (0: until the browser closes). */
+  readonly expiration: number;
+  /** Seconds the store keeps a session after its last write or touch. */
+  readonly lifetimeSeconds: number;
+  readonly matchIP: boolean;
+  readonly timeToUpdate: number;
+  readonly regenerateDestroy: boolean;
+  readonly regenerateGraceSeconds: number;
+  readonly lockWaitMs: number;
+  readonly maxPayloadBytes: number;
+  readonly clock: Clock;
+  readonly logger: SessionLogger;
+}
+
+/** Top-level key of the record left under an old ID after a regeneration: where the session went. */
+const MOVED_KEY = '__keepsake_moved';
+const MAX_MOVES_FOLLOWED = 3;
+
+/** A store lock with its place in the in-process queue. */
+interface Held {
+  readonly lock: HeldLock;
+  readonly releaseQueue: () => void;
+}
+
+/** Lowercase, and IPv4-mapped IPv6 (::ffff:1.2.3.4) as plain IPv4, so one client keeps one slot. */
+export function normalizeIp(ip: string): string {
+  const lowered = ip.trim().toLowerCase();
+  return lowered.startsWith('::ffff:') && lowered.includes('.') ? lowered.slice(7) : lowered;
+}
+
+/**
+ * One request's session, from the cookie to the Set-Cookie: lock + read (following a regenerated
+ * session to its new ID), automatic regeneration, the flash/temp step, then write or touch +
+ * unlock, and the cookies to send. It is the Session's internal state: the Session reads `data`,
+ * `id` and `state` here and calls regenerate(), destroy() and close().
+ *
+ * Whatever lock it takes is held in `#held` from the moment it is taken, so any failure on the way
+ * releases it.
+ */
+export class RequestLifecycle implements SessionInternals {
+  data = new Map<string, unknown>();
+  id = '';
+  state: SessionState;
+  readonly clock: Clock;
+  readonly #context: LifecycleContext;
+  readonly #ip: string;
+  readonly #ajax: boolean;
+  readonly #incomingId: string | undefined;
+  #held: Held | undefined;
+  /** The payload as read from the store; a write happens only when the data serializes differently. */
+  #storedPayload: string | null = null;
+  #issuedNewId = false;
+  #idChanged = false;
+  #headersSent = false;
+  /** commit() or destroy() has run: the store is done with. */
+  #finished = false;
+
+  constructor(context: LifecycleContext, request: RequestInfo) {
+    this.#context = context;
+    this.clock = context.clock;
+    const cookieValue = readCookie(request.cookieHeader, context.cookieName);
+    this.#incomingId = isValidSessionId(cookieValue) ? cookieValue : undefined;
+    this.#ip = context.matchIP ? normalizeIp(request.ip) : '';
+    this.#ajax = request.ajax;
+    this.state = request.readOnly ? 'readOnly' : 'open';
+  }
+
+  /** Reads (and, unless read-only, locks) the session. Rejects with SessionLockTimeoutError or SessionStoreError (→ 503). */
+  async start(): Promise<void> {
+    if (this.state === 'readOnly') {
+      await this.#startReadOnly();
+      ageMarkers(this.data, nowSeconds(this.clock));
+      return;
+    }
+    try {
+      await this.#startLocked();
+      await this.#autoRegenerate();
+      ageMarkers(this.data, nowSeconds(this.clock));
+    } catch (error) {
+      await this.#abandon();
+      throw error;
+    }
+  }
+
+  /** Writes (or only touches, when unchanged) and unlocks. Idempotent; session.close() calls it early. */
+  async commit(): Promise<void> {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.state !== 'open') return;
+    this.state = 'closed';
+    const held = this.#held;
+    this.#held = undefined;
+    if (held === undefined) return;
+    const { protocol, lifetimeSeconds, logger } = this.#context;
+    try {
+      let payload: string;
+      try {
+        payload = this.#payload();
+      } catch (error) {
+        await protocol.release(held.lock).catch((releaseError: unknown) => {
+          logger.error('keepsake: releasing the lock of an unsaved session failed', releaseError);
+        });
+        throw error;
+      }
+      if (payload === this.#storedPayload)
+        await protocol.touch(held.lock, payload, lifetimeSeconds);
+      else await protocol.write(held.lock, payload, lifetimeSeconds);
+    } finally {
+      held.releaseQueue();
+    }
+  }
+
+  close(): Promise<void> {
+    return this.commit();
+  }
+
+  /**
+   * The Set-Cookie values for this response. Call it when the headers are being sent: after that,
+   * regenerate() throws, because its new cookie could no longer reach the client.
+   */
+  cookies(): string[] {
+    this.#headersSent = true;
+    const { cookieName, cookie, expiration, timeToUpdate, clock } = this.#context;
+    if (this.state === 'destroyed') {
+      return this.#incomingId !== undefined || this.#issuedNewId
+        ? [deletionCookie(cookieName, cookie)]
+        : [];
+    }
+    if (this.id === '') return [];
+    const refresh = (this.#ajax || timeToUpdate === 0) && this.#incomingId === this.id;
+    if (this.#issuedNewId || this.#idChanged || refresh) {
+      return [sessionCookie(cookieName, this.id, expiration, clock(), cookie)];
+    }
+    return [];
+  }
+
+  /** A new ID now; the data moves to it. The old ID leads to the new one for the grace window, or is deleted. */
+  async regenerate(destroyOld = false): Promise<void> {
+    if (this.state !== 'open')
+      throw new SessionClosedError(this.state, 'regenerate the session ID');
+    if (this.#headersSent) throw new SessionHeadersSentError('regenerate the session ID');
+    const { protocol, regenerateGraceSeconds, logger, clock } = this.#context;
+    // Everything that can fail comes before the new lock is taken or after the old one is handed
+    // to the protocol, which releases it whatever happens.
+    const now = nowSeconds(clock);
+    const old = this.#held;
+    const oldId = this.id;
+    const fresh = await this.#takeFreshId();
+    this.#held = fresh.held;
+    this.#storedPayload = null;
+    this.id = fresh.id;
+    this.data.set(LAST_REGENERATE_KEY, now);
+    // A brand-new session's cookie is already due; otherwise the changed ID must be sent.
+    if (!this.#issuedNewId) this.#idChanged = true;
+    if (old === undefined) return;
+    try {
+      if (!old.lock.found) {
+        await protocol.release(old.lock);
+      } else if (destroyOld || regenerateGraceSeconds === 0) {
+        await protocol.destroy(old.lock);
+      } else {
+        // Requests still carrying the old cookie are led to the new ID for the grace window.
+        const until = now + regenerateGraceSeconds;
+        const forward = serialize(new Map([[MOVED_KEY, { to: fresh.id, until }]]));
+        await protocol.write(old.lock, forward, regenerateGraceSeconds);
+      }
+    } finally {
+      old.releaseQueue();
+    }
+    logger.debug(
+      `keepsake: regenerated ${oldId.slice(0, 8)}… → ${fresh.id.slice(0, 8)}…${destroyOld ? ' (old ID deleted)' : ''}`,
+    );
+  }
+
+  /** Deletes the stored session and clears the data; the deletion cookie follows. */
+  async destroy(): Promise<void> {
+    if (this.state !== 'open') throw new SessionClosedError(this.state, 'destroy the session');
+    this.state = 'destroyed';
+    this.data.clear();
+    this.#finished = true;
+    const held = this.#held;
+    this.#held = undefined;
+    if (held === undefined) return;
+    const { protocol, logger } = this.#context;
+    try {
+      if (held.lock.found) await protocol.destroy(held.lock);
+      else await protocol.release(held.lock);
+    } finally {
+      held.releaseQueue();
+    }
+    logger.debug(`keepsake: destroyed session ${this.id.slice(0, 8)}…`);
+  }
+
+  /** Releases what a failed start took, so the next request does not wait for it. */
+  async #abandon(): Promise<void> {
+    this.#finished = true;
+    this.state = 'closed';
+    const held = this.#held;
+    this.#held = undefined;
+    if (held === undefined) return;
+    try {
+      await this.#context.protocol.release(held.lock);
+    } catch (error) {
+      this.#context.logger.error('keepsake: releasing the lock of a failed request failed', error);
+    } finally {
+      held.releaseQueue();
+    }
+  }
+
+  async #startReadOnly(): Promise<void> {
+    let id = this.#incomingId;
+    for (let moves = 0; id !== undefined && moves <= MAX_MOVES_FOLLOWED; moves += 1) {
+      const payload = await this.#context.protocol.peek(this.#key(id));
+      if (payload === null) return;
+      const data = this.#parse(payload, id);
+      if (data === undefined) return;
+      const movedTo = this.#movedTo(data, id);
+      if (movedTo === null) {
+        this.id = id;
+        this.data = data;
+        return;
+      }
+      if (movedTo === undefined || movedTo === false) return;
+      id = movedTo;
+    }
+  }
+
+  async #startLocked(): Promise<void> {
+    let id = this.#incomingId;
+    for (let moves = 0; id !== undefined && moves <= MAX_MOVES_FOLLOWED; moves += 1) {
+      const taken = await this.#take(this.#key(id));
+      this.#held = taken.held;
+      if (taken.unreadable !== undefined) {
+        this.#warnCorrupt(id, taken.unreadable);
+        await this.#destroyHeld();
+        break;
+      }
+      if (taken.payload === null) {
+        await this.#releaseHeld();
+        break;
+      }
+      const data = this.#parse(taken.payload, id);
+      const movedTo = data === undefined ? undefined : this.#movedTo(data, id);
+      if (data === undefined || movedTo === false) {
+        // A corrupt record is replaced by a fresh session, never served or kept.
+        await this.#destroyHeld();
+        break;
+      }
+      if (movedTo === null) {
+        this.#storedPayload = taken.payload;
+        this.id = id;
+        this.data = data;
+        this.#idChanged = id !== this.#incomingId;
+        return;
+      }
+      await this.#releaseHeld();
+      if (movedTo === undefined) break;
+      this.#context.logger.debug(
+        `keepsake: session ${id.slice(0, 8)}… was regenerated; following it to ${movedTo.slice(0, 8)}…`,
+      );
+      id = movedTo;
+    }
+    // No stored session: a client never chooses its ID (strict mode), so a fresh one is issued.
+    const fresh = await this.#takeFreshId();
+    this.#held = fresh.held;
+    this.#storedPayload = null;
+    this.#issuedNewId = true;
+    this.id = fresh.id;
+    this.data = new Map();
+  }
+
+  async #autoRegenerate(): Promise<void> {
+    const { timeToUpdate, regenerateDestroy, clock, logger } = this.#context;
+    if (this.#ajax || timeToUpdate === 0) return;
+    const now = nowSeconds(clock);
+    const last = this.data.get(LAST_REGENERATE_KEY);
+    if (typeof last !== 'number') {
+      this.data.set(LAST_REGENERATE_KEY, now);
+    } else if (last < now - timeToUpdate) {
+      logger.debug(
+        `keepsake: regenerating session ${this.id.slice(0, 8)}… (older than timeToUpdate)`,
+      );
+      await this.regenerate(regenerateDestroy);
+    }
+  }
+
+  /** A fresh ID, locked; 128 random bits never collide in practice, and if they do the stored session is not ours. */
+  async #takeFreshId(): Promise<{ id: string; held: Held }> {
+    for (;;) {
+      const id = createSessionId();
+      const taken = await this.#take(this.#key(id));
+      if (taken.payload === null && taken.unreadable === undefined) return { id, held: taken.held };
+      await this.#release(taken.held);
+    }
+  }
+
+  /** Takes the in-process queue slot, then the store lock, within lockWait in all. */
+  async #take(
+    key: SessionKey,
+  ): Promise<{ held: Held; payload: string | null; unreadable: string | undefined }> {
+    const { queue, protocol, lockWaitMs, driverName, logger } = this.#context;
+    const started = performance.now();
+    const slot = key.ip === null ? key.id : `${key.id}@${key.ip}`;
+    // Uncontended, the queue is taken at once, without a promise to wait on.
+    const releaseQueue = queue.tryAcquire(slot) ?? (await queue.acquire(slot, lockWaitMs));
+    if (releaseQueue === undefined) throw new SessionLockTimeoutError(lockWaitMs, driverName);
+    const queuedMs = performance.now() - started;
+    if (queuedMs > 50) {
+      logger.debug(
+        `keepsake: waited ${Math.round(queuedMs)} ms in-process for session ${key.id.slice(0, 8)}…`,
+      );
+    }
+    try {
+      const { lock, payload, unreadable } = await protocol.acquire(
+        key,
+        Math.max(0, lockWaitMs - queuedMs),
+      );
+      return { held: { lock, releaseQueue }, payload, unreadable };
+    } catch (error) {
+      releaseQueue();
+      throw error;
+    }
+  }
+
+  async #release(held: Held): Promise<void> {
+    try {
+      await this.#context.protocol.release(held.lock);
+    } finally {
+      held.releaseQueue();
+    }
+  }
+
+  async #releaseHeld(): Promise<void> {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held !== undefined) await this.#release(held);
+  }
+
+  async #destroyHeld(): Promise<void> {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held === undefined) return;
+    try {
+      await this.#context.protocol.destroy(held.lock);
+    } finally {
+      held.releaseQueue();
+    }
+  }
+
+  /** The payload to store: every value checked again (objects may have changed by reference since set()), within the size limit. */
+  #payload(): string {
+    let holdsDates = false;
+    this.data.forEach((value, key) => {
+      if (assertStorable(key, value)) holdsDates = true;
+    });
+    const payload = serialize(this.data, holdsDates);
+    const limit = this.#context.maxPayloadBytes;
+    // Each UTF-16 unit is at most 3 UTF-8 bytes: only a long payload needs counting.
+    if (payload.length * 3 > limit) {
+      const bytes = Buffer.byteLength(payload);
+      if (bytes > limit) {
+        throw new SessionValueError(
+          `keepsake: the session is ${bytes} bytes, over the ${limit}-byte limit (maxPayloadBytes), so it was not saved and the stored session is unchanged. ` +
+            'Store less in the session (large data belongs in a database, with its ID in the session), or raise maxPayloadBytes if the store can serve that size quickly.',
+        );
+      }
+    }
+    return payload;
+  }
+
+  #parse(payload: string, id: string): Map<string, unknown> | undefined {
+    try {
+      return deserialize(payload);
+    } catch (error) {
+      this.#warnCorrupt(id, error instanceof Error ? error.message : String(error));
+      return undefined;
+    }
+  }
+
+  #warnCorrupt(id: string, reason: string): void {
+    this.#context.logger.warn(
+      `keepsake: the stored data of session ${id.slice(0, 8)}… is corrupt (${reason}); it was deleted and a new, empty session started.`,
+    );
+  }
+
+  /**
+   * Where a regenerated session moved, while its grace window lasts: the new ID; null for ordinary
+   * data; undefined when the window is over; false (after a warning) for a malformed forward.
+   */
+  #movedTo(data: Map<string, unknown>, id: string): string | null | undefined | false {
+    if (!data.has(MOVED_KEY) || data.size !== 1) return null;
+    const moved = data.get(MOVED_KEY);
+    if (!isPlainRecord(moved) || !isValidSessionId(moved.to) || typeof moved.until !== 'number') {
+      this.#warnCorrupt(id, 'a malformed forwarding record');
+      return false;
+    }
+    return moved.until >= nowSeconds(this.clock) ? moved.to : undefined;
+  }
+
+  #key(id: string): SessionKey {
+    return { id, ip: this.#context.matchIP ? this.#ip : null };
+  }
+}

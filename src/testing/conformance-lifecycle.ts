@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import { FakeClock } from '../clock.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, type SessionConfig } from '../config.js';
+import type { SessionKey } from '../drivers/contract.js';
+import { SessionStoreError, SessionValueError } from '../errors.js';
+import type { RequestInfo } from '../lifecycle.js';
+import { SessionManager } from '../manager.js';
+import type { Session } from '../session.js';
+import { type ConformanceTarget, recordingLogger, type TestFunctions } from './conformance.js';
+import { delay, isUnlocked, newToken } from './conformance-store.js';
+import { type FaultyStore, faultyDriver } from './faulty-store.js';
+
+interface ManagerHarness {
+  readonly manager: SessionManager;
+  /** The store the manager opened, wrapped to inject faults. */
+  store(): FaultyStore;
+  readonly clock: FakeClock;
+  readonly warnings: string[];
+}
+
+const request = (id?: string): RequestInfo => ({
+  cookieHeader: id === undefined ? undefined : `ci_session=${id}`,
+  ip: '127.0.0.1',
+  ajax: false,
+});
+
+/** One whole request: start, `work`, cookies, commit. */
+async function visit(
+  manager: SessionManager,
+  id: string | undefined,
+  work: (session: Session) => void | Promise<void> = () => {},
+): Promise<Session> {
+  const session = await manager.start(request(id));
+  await work(session);
+  manager.setCookies(session);
+  await manager.commit(session);
+  return session;
+}
+
+/** Polls until every key's lock is free (at most `boundMs`); answers the keys still locked. */
+async function stillLocked(
+  store: FaultyStore,
+  keys: readonly SessionKey[],
+  boundMs: number,
+): Promise<string[]> {
+  const deadline = performance.now() + boundMs;
+  let locked = keys;
+  for (;;) {
+    const next: SessionKey[] = [];
+    for (const key of locked) if (!(await isUnlocked(store.inner, key))) next.push(key);
+    locked = next;
+    if (locked.length === 0 || performance.now() > deadline) return locked.map((key) => key.id);
+    await delay(50);
+  }
+}
+
+/** The guarantees keepsake gives on top of the store, checked through a real session manager. */
+export function lifecycleInvariants(target: ConformanceTarget, test: TestFunctions): void {
+  const { describe, it } = test;
+
+  async function withManager(
+    options: SessionConfig,
+    body: (harness: ManagerHarness) => Promise<void>,
+  ): Promise<void> {
+    const stores: FaultyStore[] = [];
+    const clock = new FakeClock(Date.now());
+    const warnings: string[] = [];
+    const manager = new SessionManager({
+      driver: faultyDriver(await target.driver(), stores),
+      clock: target.expiry === 'clock' ? clock.now : () => Date.now(),
+      logger: recordingLogger(warnings),
+      gcProbability: 0,
+      lockWait: 1_000,
+      lockTtl: 1_000,
+      ...options,
+    });
+    await manager.ready();
+    const store = () => {
+      const opened = stores[0];
+      if (opened === undefined) throw new Error('the manager has not opened its store');
+      return opened;
+    };
+    try {
+      await body({ manager, store, clock, warnings });
+    } finally {
+      await manager.shutdown();
+      await target.cleanup?.();
+    }
+  }
+
+  describe('invariants of keepsake over the store', () => {
+    it('a failed write keeps the previous data and frees the lock', () =>
+      withManager({}, async ({ manager, store }) => {
+        const { id } = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+        store().methodFaults.set('writeAndUnlock', {
+          kind: 'throw',
+          error: new Error('Data too long for column'),
+        });
+        await assert.rejects(
+          visit(manager, id, (s) => s.set('user', 'bob')),
+          SessionStoreError,
+        );
+        store().methodFaults.clear();
+        const after = await visit(manager, id);
+        assert.equal(after.id, id, 'the session still exists');
+        assert.equal(after.get('user'), 'ada');
+      }));
+
+    it('a write that answers after ioTimeout frees the lock once it has landed', () =>
+      withManager({ ioTimeout: 300, lockTtl: 10_000 }, async ({ manager, store }) => {
+        const { id } = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+        store().methodFaults.set('writeAndUnlock', { kind: 'delay', ms: 600 });
+        await assert.rejects(
+          visit(manager, id, (s) => s.set('user', 'bob')),
+          SessionStoreError,
+        );
+        store().methodFaults.clear();
+        await delay(800);
+        const after = await visit(manager, id);
+        assert.equal(after.get('user'), 'bob', 'the late write landed, and nothing after it');
+      }));
+
+    it('a lock attempt given up after ioTimeout leaves no lock once it runs', () =>
+      withManager(
+        { ioTimeout: 300, lockTtl: 10_000, lockWait: 500 },
+        async ({ manager, store }) => {
+          const { id } = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+          // A frozen store: the attempt reaches it only after the core has given up.
+          store().methodFaults.set('lockAndRead', { kind: 'delay', ms: 600 });
+          await assert.rejects(manager.start(request(id)), SessionStoreError);
+          store().methodFaults.clear();
+          await delay(800);
+          const after = await visit(manager, id);
+          assert.equal(
+            after.get('user'),
+            'ada',
+            'the next request got the lock long before lockTtl',
+          );
+        },
+      ));
+
+    it('a failure at any step on the way into a request releases every lock taken', async () => {
+      // The way in: follow a regenerated ID to its session, regenerate it again (timeToUpdate
+      // passed), age the flashdata. Each store call and each clock reading fails once in turn.
+      const scenario = async (
+        failAt: { storeCall?: number; clockCall?: number; debugThrows?: boolean },
+        run: (outcome: { calls: number; clockCalls: number }) => Promise<void>,
+      ) => {
+        let clockCalls = 0;
+        let countClock = false;
+        const base = new FakeClock(Date.now());
+        const clock = () => {
+          if (countClock) {
+            clockCalls += 1;
+            if (clockCalls === failAt.clockCall) throw new Error('injected clock failure');
+          }
+          // Regeneration follows this clock on every store; a TTL store's expiry does not.
+          return base.now();
+        };
+        // Only while the request under test starts: the setup requests log as usual.
+        const throwingDebug = {
+          debug: () => {
+            if (countClock) throw new Error('injected logger failure');
+          },
+          warn: () => {},
+          error: () => {},
+        };
+        await withManager(
+          {
+            clock,
+            timeToUpdate: 300,
+            regenerateGrace: 600,
+            lockTtl: 1_000,
+            ...(failAt.debugThrows === true ? { logger: throwingDebug } : {}),
+          },
+          async ({ manager, store }) => {
+            const first = await visit(manager, undefined, (s) => {
+              s.set('user', 'ada');
+              s.setFlashdata('notice', 'saved');
+            });
+            const oldId = first.id;
+            await visit(manager, oldId, (s) => s.regenerate(false));
+            base.advance(301);
+            const faulty = store();
+            const setupCalls = faulty.calls.length;
+            if (failAt.storeCall !== undefined) {
+              faulty.faults.set(setupCalls + failAt.storeCall, {
+                kind: 'throw',
+                error: new Error('injected store failure'),
+              });
+            }
+            countClock = true;
+            let started: Session | undefined;
+            try {
+              started = await manager.start(request(oldId));
+            } catch (error) {
+              assert.ok(error instanceof Error);
+            }
+            countClock = false;
+            const calls = faulty.calls.length - setupCalls;
+            if (started !== undefined) {
+              assert.equal(started.get('user'), 'ada');
+              await manager.commit(started).catch(() => {});
+            }
+            faulty.faults.clear();
+            const locked = await stillLocked(faulty, faulty.keysSeen(), 2_500);
+            assert.deepEqual(locked, [], `locks left after ${JSON.stringify(failAt)}`);
+            await run({ calls, clockCalls });
+          },
+        );
+      };
+      let storeCalls = 0;
+      let clockCalls = 0;
+      await scenario({}, async (clean) => {
+        storeCalls = clean.calls;
+        clockCalls = clean.clockCalls;
+      });
+      assert.ok(storeCalls >= 4, `the way in made ${storeCalls} store calls`);
+      for (let call = 1; call <= storeCalls; call += 1)
+        await scenario({ storeCall: call }, async () => {});
+      for (let call = 1; call <= clockCalls; call += 1)
+        await scenario({ clockCall: call }, async () => {});
+      await scenario({ debugThrows: true }, async () => {});
+    });
+
+    for (const [shape, payload] of [
+      ['not JSON', 'not json at all'],
+      ['a JSON array', '[1,2]'],
+      ['JSON null', 'null'],
+      ['truncated JSON', '{"user":"ada"'],
+      ['a null forwarding record', '{"__keepsake_moved":null}'],
+      ['a forwarding record to a bad ID', '{"__keepsake_moved":{"to":"../etc","until":9e9}}'],
+      ['an invalid date tag', '{"when":{"$keepsake:date":"not a date"}}'],
+      ['20 000 levels of nesting', `{"deep":${'['.repeat(20_000)}${']'.repeat(20_000)}}`],
+      ['binary junk', '\u0000\u0001\ufffd\u00ff'],
+    ] as const) {
+      it(`a corrupt record (${shape}) gives an empty session, one warning and a released lock`, () =>
+        withManager({}, async ({ manager, store, warnings }) => {
+          const { id } = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+          const key = { id, ip: null };
+          const token = newToken();
+          const attempt = await store().inner.lockAndRead(key, token);
+          assert.ok(attempt.locked);
+          await store().inner.writeAndUnlock(key, token, payload, 60);
+          warnings.length = 0;
+          const fresh = await visit(manager, id, (s) => s.set('next', 1));
+          assert.notEqual(fresh.id, id, 'a new session replaces the corrupt one');
+          assert.equal(fresh.get('user'), null);
+          assert.equal(warnings.length, 1, `one warning: ${JSON.stringify(warnings)}`);
+          assert.match(warnings[0] ?? '', /corrupt/);
+          assert.equal(await store().inner.peek(key), null, 'the corrupt record is deleted');
+          assert.equal(await isUnlocked(store().inner, key), true);
+          const again = await visit(manager, fresh.id);
+          assert.equal(again.get('next'), 1);
+        }));
+    }
+
+    it('stores and reads back the largest allowed payload, and refuses a larger one keeping the old data', () =>
+      withManager({}, async ({ manager }) => {
+        const limit = manager.config.maxPayloadBytes;
+        assert.ok(limit >= 64 && limit <= 16 * DEFAULT_MAX_PAYLOAD_BYTES, `limit ${limit}`);
+        const room = limit - '{"__ci_last_regenerate":0000000000,"big":""}'.length;
+        const big = 'x'.repeat(room);
+        const { id } = await visit(manager, undefined, (s) => s.set('big', big));
+        const read = await visit(manager, id);
+        assert.equal(read.get('big'), big);
+        const rejected = visit(manager, id, (s) => s.set('big', `${big}xx`));
+        await assert.rejects(rejected, (error: unknown) => {
+          assert.ok(error instanceof SessionValueError);
+          assert.match(error.message, new RegExp(`${limit}-byte limit \\(maxPayloadBytes\\)`));
+          return true;
+        });
+        const after = await visit(manager, id);
+        assert.equal(after.get('big'), big, 'the stored session is unchanged');
+      }));
+  });
+}

@@ -1,0 +1,13 @@
+import type { Clock } from '../../src/clock.js';
+import type { SessionState } from '../../src/session.js';
+
+/** What a Session reads and calls: a test's own stand-in for a request's lifecycle, with mutable state. */
+export interface TestInternals {
+  data: Map<string, unknown>;
+  id: string;
+  state: SessionState;
+  clock: Clock;
+  regenerate(destroy: boolean): Promise<void>;
+  destroy(): Promise<void>;
+  close(): Promise<void>;
+}
