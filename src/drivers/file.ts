@@ -1,42 +1,49 @@
 import type { Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { stat, unlink, utimes } from 'node:fs/promises';
-import { systemClock } from '../clock.js';
-import type { ResolvedConfig } from '../config.js';
 import { SessionConfigError } from '../errors.js';
 import type {
-  HandlerSettings,
-  LockedRead,
-  SessionHandler,
+  DriverContext,
+  LockAttempt,
+  SessionDriver,
   SessionKey,
-  SessionLock,
+  SessionStore,
+  TouchOutcome,
 } from './contract.js';
-import { FlockMechanism, loadFsExt } from './file/flock.js';
+import { chooseLockMechanism, FILE_LOCK_CHOICES, type FileLockChoice } from './file/choose-lock.js';
+import { FileExpiry } from './file/expiry.js';
 import { collectGarbage } from './file/gc.js';
-import { errorCode, ignoringMissing, withinIoTimeout } from './file/io-timeout.js';
-import type { FileLockKind, FileLockMechanism, LockedSessionFile } from './file/lock.js';
-import { MkdirMechanism } from './file/mkdir-lock.js';
+import { errorCode, ignoringMissing } from './file/io-timeout.js';
+import type { FileLockMechanism, LockedSessionFile } from './file/lock.js';
 import { type SessionFileNames, sessionFileNames, sessionFilePath } from './file/names.js';
-import { prepareSaveDirectory } from './file/save-path.js';
-import { readPayload, replaceAtomically, withSessionFile } from './file/session-file.js';
+import { prepareSessionDirectory, resolveSessionDirectory } from './file/save-path.js';
+import {
+  readContent,
+  replaceAtomically,
+  type SessionFileContent,
+  withSessionFile,
+} from './file/session-file.js';
 
+export type { FileLockChoice } from './file/choose-lock.js';
 export type { FileLockKind } from './file/lock.js';
 export { defaultSavePath } from './file/save-path.js';
 
-/** Which lock to use: flock when the fs-ext addon loads (else the mkdir fallback), or one forced. */
-export type FileLockChoice = FileLockKind | 'auto';
-
-export interface FileHandlerOptions {
+export interface FileDriverOptions {
+  /** An absolute directory (created 0700 when missing). Default: `keepsake-sessions` under the OS temp directory. */
+  readonly directory?: string;
   /**
    * 'auto' (default): flock through the optional `fs-ext` addon, or the mkdir/heartbeat fallback
-   * when it is not installed. 'flock' fails at open() without the addon; 'mkdir' forces the fallback.
+   * when it is not installed. 'flock' fails when the driver opens without the addon; 'mkdir' forces
+   * the fallback. Every process sharing a directory must use the same mechanism.
    */
-  lock?: FileLockChoice;
+  readonly lock?: FileLockChoice;
 }
 
-/** A session this process has locked through read(), by lock token. */
+/** A session lock this store holds, by session file path. */
 interface HeldSession {
+  readonly token: string;
   readonly locked: LockedSessionFile;
-  /** read() found a live payload; when false, the file is absent, empty (a lock placeholder) or expired. */
+  /** A live payload was read under this lock: there is a file to touch. */
   readonly found: boolean;
 }
 
@@ -44,264 +51,219 @@ interface HeldSession {
 const TEMPORARY_FILE_MIN_AGE_MS = 10 * 60 * 1000;
 
 /**
- * The default driver: one file per session in `savePath`, as CodeIgniter's FileHandler, made safe
- * for several Node processes. A session is locked across processes with flock (or the mkdir
- * fallback), written through a temporary file and rename (never torn), touched rather than
- * rewritten when unchanged, and expires by its modification time. An empty file is a lock
- * placeholder for a session not written yet, and counts as no session.
+ * One file per session, as CodeIgniter's FileHandler, made safe for several Node processes. A
+ * session is locked across processes with flock (or the mkdir fallback), written through a
+ * temporary file and rename (never torn), touched rather than rewritten when unchanged, and expires
+ * by its modification time (see file/expiry.ts). An empty file is a lock placeholder for a session
+ * not written yet, and counts as no session.
+ *
+ * The mkdir lock expires unless renewed, so it can be lost by a process that stalls; every write,
+ * touch, destroy and unlock first checks that the lock directory is still the one this token
+ * created (held open, so no other directory can take its inode number), and does nothing
+ * otherwise. Directories have no compare-and-swap, so a tiny window remains between that check and
+ * the rename or unlink that follows it: a holder that stalls for longer than lockTtl exactly there
+ * can still act once after another took the lock over.
  */
-export class FileHandler implements SessionHandler {
-  readonly name = 'file';
-  readonly #choice: FileLockChoice;
+class FileStore implements SessionStore {
+  /** Only for the mkdir lock, which expires unless renewed; a flock lasts until released. */
+  readonly renewLock?: (key: SessionKey, token: string) => Promise<boolean>;
+  readonly #directory: string;
+  readonly #names: SessionFileNames;
+  readonly #locks: FileLockMechanism;
+  readonly #expiry: FileExpiry;
+  readonly #context: DriverContext;
   readonly #held = new Map<string, HeldSession>();
-  #settings: HandlerSettings | undefined;
-  #locks: FileLockMechanism | undefined;
-  #directory = '';
-  #names: SessionFileNames | undefined;
-  #lockCounter = 0;
 
-  constructor(options: FileHandlerOptions = {}) {
-    this.#choice = options.lock ?? 'auto';
+  constructor(directory: string, locks: FileLockMechanism, context: DriverContext) {
+    this.#directory = directory;
+    this.#names = sessionFileNames(context.cookieName);
+    this.#locks = locks;
+    this.#expiry = new FileExpiry(context.clock, context.lifetimeSeconds);
+    this.#context = context;
+    const renew = locks.renew?.bind(locks);
+    if (renew !== undefined) {
+      this.renewLock = async (key, token) => {
+        const held = this.#held.get(this.#path(key));
+        return held?.token === token && renew(held.locked);
+      };
+    }
   }
 
-  /** The session directory in use (after open()). */
-  get directory(): string {
-    return this.#directory;
-  }
-
-  /** The lock mechanism in use (after open()). */
-  get lockKind(): FileLockKind | undefined {
-    return this.#locks?.kind;
-  }
-
-  async open(settings: HandlerSettings): Promise<void> {
-    this.#settings = settings;
-    this.#directory = await prepareSaveDirectory(settings.savePath, settings.logger);
-    this.#names = sessionFileNames(settings.cookieName);
-    this.#locks = await this.#createLocks(settings);
-    settings.logger.debug(
-      `keepsake: file driver in ${this.#directory}, locking with ${this.#locks.kind}`,
-    );
-  }
-
-  async read(key: SessionKey, waitMs: number): Promise<LockedRead> {
-    const locks = this.#requireLocks();
+  async lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
     const path = this.#path(key);
-    const locked = await locks.acquire(path, waitMs);
-    let data: string | null;
+    const locked = await this.#locks.tryLock(path, true);
+    if (locked === null) return { locked: false };
+    let attempt: Extract<LockAttempt, { locked: true }>;
     try {
-      data = await this.#io(this.#readLocked(locked), 'reading a session file');
+      attempt = await this.#readLocked(locked);
     } catch (error) {
-      await locks.release(locked).catch(() => {});
+      // The core releases only locks it was told about: this one is released here.
+      await this.#locks.release(locked).catch(() => {});
       throw error;
     }
-    this.#lockCounter += 1;
-    const token = String(this.#lockCounter);
-    this.#held.set(token, { locked, found: data !== null });
-    return { data, lock: { token } };
+    const previous = this.#held.get(path);
+    this.#held.set(path, { token, locked, found: attempt.payload !== null });
+    // A lock of this process that expired and was just taken over (mkdir only): its token is
+    // refused from now on, and what pinned its lock directory is let go.
+    if (previous !== undefined) await this.#locks.release(previous.locked).catch(() => {});
+    return attempt;
+  }
+
+  async writeAndUnlock(
+    key: SessionKey,
+    token: string,
+    payload: string,
+    lifetimeSeconds: number,
+  ): Promise<boolean> {
+    const path = this.#path(key);
+    const held = await this.#holding(path, token);
+    if (held === undefined) return false;
+    await replaceAtomically(path, payload, this.#expiry.mtimeForWrite(lifetimeSeconds));
+    await this.#release(path, held);
+    return true;
+  }
+
+  async touchAndUnlock(
+    key: SessionKey,
+    token: string,
+    lifetimeSeconds: number,
+  ): Promise<TouchOutcome> {
+    const path = this.#path(key);
+    const held = await this.#holding(path, token);
+    if (held === undefined) return 'fenced';
+    if (!held.found) return 'missing';
+    const mtime = this.#expiry.mtimeFor(lifetimeSeconds);
+    try {
+      // A flock'd file is the one at the path (verified when locking): touch it through its handle.
+      await (held.locked.handle === null
+        ? utimes(path, mtime, mtime)
+        : held.locked.handle.utimes(mtime, mtime));
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return 'missing';
+      throw error;
+    }
+    await this.#release(path, held);
+    return 'touched';
+  }
+
+  async destroyAndUnlock(key: SessionKey, token: string): Promise<boolean> {
+    const path = this.#path(key);
+    const held = await this.#holding(path, token);
+    if (held === undefined) return false;
+    await ignoringMissing(unlink(path));
+    await this.#release(path, held);
+    return true;
+  }
+
+  async unlock(key: SessionKey, token: string, discard: boolean): Promise<void> {
+    const path = this.#path(key);
+    const held = await this.#holding(path, token);
+    if (held === undefined) return;
+    if (discard) {
+      // A placeholder or an expired file goes; a live one stays (a write may have landed after all).
+      const stats = await ignoringMissing(stat(path));
+      if (stats?.isFile() === true && !this.#expiry.isLive(stats)) {
+        await ignoringMissing(unlink(path));
+      }
+    }
+    await this.#release(path, held);
   }
 
   async peek(key: SessionKey): Promise<string | null> {
-    const path = this.#path(key);
-    const data = await this.#io(
-      withSessionFile(path, async (handle, stats) =>
-        this.#isLive(stats) ? readPayload(handle, stats) : null,
-      ),
-      'reading a session file',
+    const content = await withSessionFile(this.#path(key), (handle, stats) =>
+      this.#liveContent(handle, stats),
     );
-    return data ?? null;
-  }
-
-  async write(_key: SessionKey, lock: SessionLock, data: string): Promise<void> {
-    const { locked } = this.#take(lock);
-    await this.#thenRelease(
-      locked,
-      replaceAtomically(locked.path, data, this.#explicitMtime()),
-      'writing a session file',
-    );
-  }
-
-  async updateTimestamp(_key: SessionKey, lock: SessionLock, data: string): Promise<void> {
-    const held = this.#take(lock);
-    const { path, handle } = held.locked;
-    const now = new Date(this.#requireSettings().clock());
-    const touchOrWrite = async () => {
-      if (held.found) {
-        try {
-          // The locked inode is the one at the path (verified when locking), so touch it directly.
-          await (handle === null ? utimes(path, now, now) : handle.utimes(now, now));
-          return;
-        } catch (error) {
-          if (errorCode(error) !== 'ENOENT') throw error;
-        }
-      }
-      await replaceAtomically(path, data, this.#explicitMtime());
-    };
-    await this.#thenRelease(held.locked, touchOrWrite(), 'saving a session file');
-  }
-
-  async close(_key: SessionKey, lock: SessionLock): Promise<void> {
-    const held = this.#take(lock);
-    // Nothing live was read: remove the placeholder (or the expired file) rather than leave it.
-    const removal = held.found
-      ? Promise.resolve(undefined)
-      : ignoringMissing(unlink(held.locked.path));
-    await this.#thenRelease(held.locked, removal, 'removing a session file');
-  }
-
-  async destroy(key: SessionKey, lock: SessionLock | null): Promise<void> {
-    const locked =
-      lock === null
-        ? await this.#requireLocks().acquire(this.#path(key), this.#requireSettings().lockWaitMs)
-        : this.#take(lock).locked;
-    await this.#thenRelease(
-      locked,
-      ignoringMissing(unlink(locked.path)),
-      'removing a session file',
-    );
-  }
-
-  async validateId(key: SessionKey): Promise<boolean> {
-    const info = await this.#io(ignoringMissing(stat(this.#path(key))), 'checking a session file');
-    return info !== undefined && this.#isLive(info);
+    return content !== undefined && content !== null && 'text' in content ? content.text : null;
   }
 
   async gc(maxLifetimeSeconds: number): Promise<number> {
-    const settings = this.#requireSettings();
-    const names = this.#names;
-    if (names === undefined) throw new Error('keepsake: the file handler was used before open().');
+    const { lifetimeSeconds, ioTimeoutMs, logger } = this.#context;
     return collectGarbage({
       directory: this.#directory,
-      names,
-      locks: this.#requireLocks(),
-      isExpired: (stats) => stats.mtimeMs <= settings.clock() - maxLifetimeSeconds * 1000,
-      temporaryMaxAgeMs: Math.max(maxLifetimeSeconds * 1000, TEMPORARY_FILE_MIN_AGE_MS),
-      ioTimeoutMs: settings.ioTimeoutMs,
-      logger: settings.logger,
+      names: this.#names,
+      locks: this.#locks,
+      isExpired: (stats) => this.#expiry.isIdle(stats, maxLifetimeSeconds),
+      // A write with a shorter lifetime backdates its temporary file by up to the context's
+      // lifetime (see file/expiry.ts): such a file must not look like a crashed writer's.
+      temporaryMaxAgeMs: Math.max(
+        maxLifetimeSeconds * 1000,
+        lifetimeSeconds * 1000,
+        TEMPORARY_FILE_MIN_AGE_MS,
+      ),
+      ioTimeoutMs,
+      logger,
     });
   }
 
-  async shutdown(): Promise<void> {
+  async close(): Promise<void> {
+    const held = [...this.#held.values()];
     this.#held.clear();
-    await this.#locks?.shutdown();
-  }
-
-  async #createLocks(settings: HandlerSettings): Promise<FileLockMechanism> {
-    const mkdirLocks = () =>
-      new MkdirMechanism({
-        lockTtlMs: settings.lockTtlMs,
-        ioTimeoutMs: settings.ioTimeoutMs,
-        logger: settings.logger,
-      });
-    if (this.#choice === 'mkdir') return mkdirLocks();
-    const addon = await loadFsExt();
-    if (addon !== null) return new FlockMechanism(addon, settings.ioTimeoutMs);
-    if (this.#choice === 'flock') {
-      throw new SessionConfigError(
-        'driver',
-        'the file driver was asked to lock with flock, but the optional "fs-ext" addon is not installed or did not build; ' +
-          'install it (npm install fs-ext, which needs a C++ toolchain) or let the driver fall back to mkdir locks.',
-      );
-    }
-    settings.logger.warn(
-      'keepsake: the optional "fs-ext" addon is not available, so the file driver locks with mkdir and a heartbeat: ' +
-        `a crashed process's sessions stay locked for up to lockTtl (${settings.lockTtlMs} ms). Install fs-ext for flock.`,
-    );
-    return mkdirLocks();
-  }
-
-  /** The payload of a file we hold the lock of; null when absent, empty or expired. */
-  async #readLocked(locked: LockedSessionFile): Promise<string | null> {
-    if (locked.handle !== null && locked.stats !== null) {
-      return this.#isLive(locked.stats) ? readPayload(locked.handle, locked.stats) : null;
-    }
-    const data = await withSessionFile(locked.path, async (handle, stats) =>
-      this.#isLive(stats) ? readPayload(handle, stats) : null,
-    );
-    return data ?? null;
-  }
-
-  #isLive(stats: Stats): boolean {
-    const settings = this.#requireSettings();
-    return (
-      stats.isFile() &&
-      stats.size > 0 &&
-      stats.mtimeMs + settings.lifetimeSeconds * 1000 > settings.clock()
-    );
-  }
-
-  /** The kernel stamps writes with the system time; any other session clock is set explicitly. */
-  #explicitMtime(): Date | null {
-    const { clock } = this.#requireSettings();
-    return clock === systemClock ? null : new Date(clock());
-  }
-
-  #path(key: SessionKey): string {
-    return sessionFilePath(this.#directory, this.#requireSettings().cookieName, key);
-  }
-
-  #take(lock: SessionLock): HeldSession {
-    const held = this.#held.get(lock.token);
-    if (held === undefined) {
-      throw new Error(
-        'keepsake: the file driver was given a lock it does not hold (released twice?).',
-      );
-    }
-    this.#held.delete(lock.token);
-    return held;
+    await Promise.all(held.map(({ locked }) => this.#locks.release(locked).catch(() => {})));
   }
 
   /**
-   * Waits (at most ioTimeout) for the last step of a locked request, then unlocks. The lock is
-   * released only once the step has really settled: a write that timed out may still land, and
-   * must not land after another process has taken the lock and written newer data.
+   * The session this token holds the lock of, checked against the file system for a lock that can
+   * be taken over; undefined when the lock is not, or no longer, the token's (a lock taken over is
+   * let go: the mechanism leaves it to its new holder).
    */
-  async #thenRelease(
-    locked: LockedSessionFile,
-    operation: Promise<unknown>,
-    what: string,
-  ): Promise<void> {
-    const locks = this.#requireLocks();
-    try {
-      await this.#io(operation, what);
-    } catch (error) {
-      operation
-        .catch(() => {})
-        .finally(() => locks.release(locked).catch(() => {}))
-        .catch(() => {});
-      throw error;
-    }
-    await locks.release(locked);
+  async #holding(path: string, token: string): Promise<HeldSession | undefined> {
+    const held = this.#held.get(path);
+    if (held?.token !== token) return undefined;
+    if (await this.#locks.stillHeld(held.locked)) return held;
+    await this.#release(path, held);
+    return undefined;
   }
 
-  #io<T>(operation: Promise<T>, what: string): Promise<T> {
-    return withinIoTimeout(operation, this.#requireSettings().ioTimeoutMs, what);
+  async #release(path: string, held: HeldSession): Promise<void> {
+    if (this.#held.get(path) === held) this.#held.delete(path);
+    await this.#locks.release(held.locked);
   }
 
-  #requireLocks(): FileLockMechanism {
-    if (this.#locks === undefined)
-      throw new Error('keepsake: the file handler was used before open().');
-    return this.#locks;
+  /** What a session file just locked holds: a live payload, null, or unreadable bytes. */
+  async #readLocked(locked: LockedSessionFile): Promise<Extract<LockAttempt, { locked: true }>> {
+    const content =
+      locked.handle !== null && locked.stats !== null
+        ? await this.#liveContent(locked.handle, locked.stats)
+        : await withSessionFile(locked.path, (handle, stats) => this.#liveContent(handle, stats));
+    if (content === undefined || content === null) return { locked: true, payload: null };
+    return 'text' in content
+      ? { locked: true, payload: content.text }
+      : { locked: true, payload: null, unreadable: content.unreadable };
   }
 
-  #requireSettings(): HandlerSettings {
-    if (this.#settings === undefined)
-      throw new Error('keepsake: the file handler was used before open().');
-    return this.#settings;
+  /** The content of a live session file; null for a placeholder or an expired file. */
+  async #liveContent(handle: FileHandle, stats: Stats): Promise<SessionFileContent | null> {
+    return this.#expiry.isLive(stats) ? readContent(handle, stats) : null;
+  }
+
+  #path(key: SessionKey): string {
+    return sessionFilePath(this.#directory, this.#context.cookieName, key);
   }
 }
 
-/** Reads KEEPSAKE_FILE_LOCK ('flock', 'mkdir' or 'auto'), which forces a lock mechanism for tests and diagnosis. */
-function lockChoiceFromEnvironment(): FileLockChoice {
-  const value = process.env.KEEPSAKE_FILE_LOCK;
-  if (value === undefined || value === '' || value === 'auto') return 'auto';
-  if (value === 'flock' || value === 'mkdir') return value;
-  throw new SessionConfigError(
-    'driver',
-    `KEEPSAKE_FILE_LOCK must be "flock", "mkdir" or "auto", got ${JSON.stringify(value)}.`,
-  );
-}
-
-export function createHandler(_config: ResolvedConfig): SessionHandler {
-  return new FileHandler({ lock: lockChoiceFromEnvironment() });
+/**
+ * The file driver, keepsake's default: `file({ directory: '/var/lib/myapp/sessions' })`. Options
+ * are checked here, at once; the directory is created and checked, and the lock mechanism chosen,
+ * when the session manager opens the driver.
+ */
+export function file(options: FileDriverOptions = {}): SessionDriver {
+  const directory = resolveSessionDirectory(options.directory);
+  const choice = options.lock ?? 'auto';
+  if (!FILE_LOCK_CHOICES.includes(choice)) {
+    throw new SessionConfigError(
+      'lock',
+      `the file driver locks with 'flock', 'mkdir' or 'auto', got ${JSON.stringify(choice)}.`,
+    );
+  }
+  return {
+    name: 'file',
+    async open(context: DriverContext): Promise<SessionStore> {
+      await prepareSessionDirectory(directory, context.logger);
+      const locks = await chooseLockMechanism(choice, context.lockTtlMs, context.logger);
+      context.logger.debug(
+        `keepsake: file driver in ${directory.path}, locking with ${locks.kind}`,
+      );
+      return new FileStore(directory.path, locks, context);
+    },
+  };
 }

@@ -17,7 +17,7 @@ export interface GarbageCollection {
   readonly locks: FileLockMechanism;
   /** Is a session file with this stat idle for too long? */
   isExpired(stats: Stats): boolean;
-  /** Temporary files older than this (ms, real time) were left by a crashed writer. */
+  /** Temporary files older than this (ms, real time, by mtime) were left by a crashed writer. */
   readonly temporaryMaxAgeMs: number;
   readonly ioTimeoutMs: number;
   readonly logger: SessionLogger;
@@ -80,26 +80,39 @@ async function sweepEntry(gc: GarbageCollection, name: string): Promise<boolean>
     }
     return false;
   }
-  if (gc.names.lockDirectory.test(name)) await gc.locks.removeLeftover(path);
+  if (gc.names.lockDirectory.test(name)) await io(gc, gc.locks.removeLeftover(path));
   return false;
 }
 
 async function removeExpiredSession(gc: GarbageCollection, path: string): Promise<boolean> {
   const before = await io(gc, ignoringMissing(stat(path)));
   if (before === undefined || !gc.isExpired(before)) return false;
-  const locked = await gc.locks.tryAcquire(path);
+  const locked = await withinIoTimeout(
+    gc.locks.tryLock(path, false),
+    gc.ioTimeoutMs,
+    'session GC',
+    (late) => (late === null ? undefined : gc.locks.release(late)),
+  );
   if (locked === null) return false;
+  // The lock is released only once the last step under it has settled, even when that step timed
+  // out: an unlink landing after another process took the lock could delete its new session.
+  let lastStep: Promise<unknown> = Promise.resolve();
+  const step = <T>(operation: Promise<T>): Promise<T> => {
+    lastStep = operation;
+    return io(gc, operation);
+  };
   try {
     // Someone may have written it between our stat and our lock.
-    const current = locked.stats ?? (await io(gc, ignoringMissing(stat(path))));
+    const current = locked.stats ?? (await step(ignoringMissing(stat(path))));
     if (current === undefined || !gc.isExpired(current)) return false;
-    await io(gc, unlink(path));
+    await step(unlink(path));
     return true;
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return false;
     throw error;
   } finally {
-    await gc.locks.release(locked);
+    const release = () => gc.locks.release(locked);
+    await io(gc, lastStep.then(release, release));
   }
 }
 

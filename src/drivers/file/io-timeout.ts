@@ -1,8 +1,9 @@
 /**
- * Settles like `operation`, or rejects once `ms` have passed: a file system that hangs (a dead NFS
- * server, a stuck disk) must turn into a SessionStoreError, not a request that never ends. The
- * operation itself cannot be cancelled; `dispose` receives its late result (e.g. a file handle that
- * opened after the deadline) so nothing leaks.
+ * Settles like `operation`, or rejects once `ms` have passed. The core bounds every store call by
+ * ioTimeout, but not GC, which sweeps a whole directory: GC bounds each of its file operations with
+ * this, so a hung file system (a dead NFS server, a stuck disk) ends the sweep instead of hanging it.
+ * The operation itself cannot be cancelled; `dispose` receives its late result (e.g. a lock taken
+ * after the deadline) so nothing leaks.
  */
 export function withinIoTimeout<T>(
   operation: Promise<T>,
@@ -16,7 +17,7 @@ export function withinIoTimeout<T>(
       timedOut = true;
       reject(
         new Error(
-          `${what} did not finish within ioTimeout (${ms} ms); the file system of savePath is hung or overloaded`,
+          `${what} did not finish within ioTimeout (${ms} ms); the file system of the session directory is hung or overloaded`,
         ),
       );
     }, ms);

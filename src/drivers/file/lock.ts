@@ -8,28 +8,35 @@ export type FileLockKind = 'flock' | 'mkdir';
 export interface LockedSessionFile {
   readonly path: string;
   /**
-   * flock: the open, locked file, verified to be the one at `path`; reading through it saves an
-   * open(). mkdir: null (the lock is a separate directory; the data file is opened by path).
+   * flock: the open, locked file, verified to be the one at `path`; reading and touching through
+   * it saves an open(). mkdir: null (the lock is a separate directory; the file is used by path).
    */
   readonly handle: FileHandle | null;
   /** flock: the locked file's stat at lock time; null for mkdir. */
   readonly stats: Stats | null;
 }
 
-/** How the file driver excludes other processes from a session file. */
+/**
+ * How the file driver excludes other processes from a session file. Every method is one attempt:
+ * waiting, backoff and timeouts belong to the core's lock protocol.
+ */
 export interface FileLockMechanism {
   readonly kind: FileLockKind;
-  /** Waits (polling with backoff) at most `waitMs` for the lock, then SessionLockTimeoutError. */
-  acquire(path: string, waitMs: number): Promise<LockedSessionFile>;
-  /** Takes the lock only if it is free right now and the file exists (for GC); else null. */
-  tryAcquire(path: string): Promise<LockedSessionFile | null>;
+  /**
+   * Takes the lock if it is free now (or its holder's lock expired); null when another holds it.
+   * flock opens the session file to lock it: with `create` (a request) a missing file is created
+   * empty, as a lock placeholder; without it (GC) a missing file is simply not locked.
+   */
+  tryLock(path: string, create: boolean): Promise<LockedSessionFile | null>;
+  /** False once another process took the lock over; a lock that cannot expire is always still held. */
+  stillHeld(locked: LockedSessionFile): Promise<boolean>;
+  /**
+   * Only for a lock that expires unless renewed (mkdir): restarts its lifetime; false when it was
+   * taken over meanwhile.
+   */
+  renew?(locked: LockedSessionFile): Promise<boolean>;
+  /** Releases the lock, unless another process has taken it over meanwhile. */
   release(locked: LockedSessionFile): Promise<void>;
   /** GC: removes a leftover of this mechanism (a crashed holder's lock directory) if stale. */
   removeLeftover(path: string): Promise<boolean>;
-  /** Releases everything still held and stops timers. */
-  shutdown(): Promise<void>;
 }
-
-/** Timing of the lock polls: waits grow from FIRST to LONGEST so a free lock is seen quickly. */
-export const FIRST_POLL_MS = 2;
-export const LONGEST_POLL_MS = 100;

@@ -1,68 +1,67 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { SessionLockTimeoutError } from '../../errors.js';
+import type { Stats } from 'node:fs';
+import { type FileHandle, mkdir, open, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
 import type { SessionLogger } from '../../log.js';
-import { errorCode, ignoringMissing, withinIoTimeout } from './io-timeout.js';
-import {
-  FIRST_POLL_MS,
-  type FileLockMechanism,
-  LONGEST_POLL_MS,
-  type LockedSessionFile,
-} from './lock.js';
+import { errorCode, ignoringMissing } from './io-timeout.js';
+import type { FileLockMechanism, LockedSessionFile } from './lock.js';
 
 interface HeldDirectory {
   readonly lockPath: string;
-  /** The inode of the directory we created, to tell it from one another process created after a takeover. */
+  /**
+   * The lock directory we created, held open: a file system reuses a freed inode number at once
+   * (ext4 does, every time), so only while this handle pins our directory's inode can no other
+   * directory — one that a takeover created in its place — have the same number. Null where a
+   * directory cannot be opened (Windows, whose NTFS file IDs change on reuse anyway).
+   */
+  readonly pin: FileHandle | null;
   readonly ino: number;
+  readonly dev: number;
 }
 
 /**
+ * A lock directory's mtime comes from the kernel's coarse clock, which lags the time Date.now()
+ * reads by up to one tick (10 ms at HZ=100): without this margin a lock could be judged expired a
+ * few milliseconds before lockTtl has passed since the attempt that took it was sent.
+ */
+const COARSE_CLOCK_MARGIN_MS = 20;
+
+/** Errors of opening a directory on platforms that cannot (Windows); the lock then goes unpinned. */
+const CANNOT_OPEN_DIRECTORIES = new Set(['EISDIR', 'EPERM', 'EACCES']);
+
+/**
  * The fallback when the native flock addon is missing: `mkdir <session file>.lock` is atomic on
- * every local file system, so exactly one process creates it. The holder refreshes the directory's
- * mtime every lockTtl/3 (a heartbeat); a lock not refreshed for lockTtl is taken to belong to a
- * crashed process and is taken over. Recovery after a crash therefore takes up to lockTtl, where
- * flock recovers at once. A holder whose event loop stalls for longer than lockTtl can lose its
- * lock; the takeover moves the stale directory aside first and checks it moved the one it judged
- * stale, which narrows (but, without a compare-and-swap on directories, cannot close) the window
- * in which two waiters take over the same crashed lock at once.
+ * every local file system, so exactly one process creates it. The lock expires: one whose mtime has
+ * not been refreshed (`renew`, which the core calls every lockTtl/3) for lockTtl is taken to belong
+ * to a crashed process and is taken over. Recovery after a crash therefore takes up to lockTtl,
+ * where flock recovers at once.
+ *
+ * A holder whose event loop stalls for longer than lockTtl can lose its lock. `stillHeld` tells it
+ * so — the directory at the path is no longer the one it created and holds open — and the store
+ * then refuses its write, touch or destroy. A takeover moves the stale directory aside first and
+ * checks that it moved the one it judged stale (same inode, same mtime: not renewed meanwhile, not
+ * another taker's fresh lock), else puts it back. Directories have no compare-and-swap, so each of
+ * these checks leaves a window of one file operation: a process that stalls for longer than
+ * lockTtl exactly there may act once on a lock it no longer holds.
  */
 export class MkdirMechanism implements FileLockMechanism {
   readonly kind = 'mkdir' as const;
   readonly #lockTtlMs: number;
-  readonly #ioTimeoutMs: number;
   readonly #logger: SessionLogger;
-  readonly #held = new Map<LockedSessionFile, HeldDirectory>();
-  #heartbeat: NodeJS.Timeout | undefined;
-  #beating = false;
+  readonly #directories = new WeakMap<LockedSessionFile, HeldDirectory>();
 
-  constructor(options: { lockTtlMs: number; ioTimeoutMs: number; logger: SessionLogger }) {
-    this.#lockTtlMs = options.lockTtlMs;
-    this.#ioTimeoutMs = options.ioTimeoutMs;
-    this.#logger = options.logger;
+  constructor(lockTtlMs: number, logger: SessionLogger) {
+    this.#lockTtlMs = lockTtlMs;
+    this.#logger = logger;
   }
 
-  async acquire(path: string, waitMs: number): Promise<LockedSessionFile> {
-    const deadline = performance.now() + waitMs;
-    let pauseMs = FIRST_POLL_MS;
-    for (;;) {
-      const locked = await this.tryAcquire(path);
-      if (locked !== null) return locked;
-      const remainingMs = deadline - performance.now();
-      if (remainingMs <= 0) throw new SessionLockTimeoutError(waitMs, 'file');
-      await sleep(Math.min(pauseMs, remainingMs));
-      pauseMs = Math.min(pauseMs * 2, LONGEST_POLL_MS);
-    }
-  }
-
-  async tryAcquire(path: string): Promise<LockedSessionFile | null> {
+  async tryLock(path: string): Promise<LockedSessionFile | null> {
     const lockPath = `${path}.lock`;
+    // A second try only right after removing a stale lock, to take its place.
     for (let attempt = 0; attempt < 2; attempt += 1) {
-      const ino = await this.#create(lockPath);
-      if (ino !== null) {
+      const held = await this.#create(lockPath);
+      if (held !== null) {
         const locked: LockedSessionFile = { path, handle: null, stats: null };
-        this.#held.set(locked, { lockPath, ino });
-        this.#startHeartbeat();
+        this.#directories.set(locked, held);
         return locked;
       }
       if (!(await this.#removeIfStale(lockPath))) return null;
@@ -70,102 +69,108 @@ export class MkdirMechanism implements FileLockMechanism {
     return null;
   }
 
+  async stillHeld(locked: LockedSessionFile): Promise<boolean> {
+    const held = this.#directories.get(locked);
+    return held !== undefined && this.#isOurs(held, await ignoringMissing(stat(held.lockPath)));
+  }
+
+  async renew(locked: LockedSessionFile): Promise<boolean> {
+    const held = this.#directories.get(locked);
+    if (held === undefined) return false;
+    const now = new Date();
+    // Through the pin, the renewal can only ever reach our own directory, wherever it is now.
+    if (held.pin !== null) await held.pin.utimes(now, now);
+    else if (!(await this.stillHeld(locked))) return false;
+    else await ignoringMissing(utimes(held.lockPath, now, now));
+    return this.stillHeld(locked);
+  }
+
   async release(locked: LockedSessionFile): Promise<void> {
-    const held = this.#held.get(locked);
+    const held = this.#directories.get(locked);
     if (held === undefined) return;
-    this.#held.delete(locked);
-    if (this.#held.size === 0) this.#stopHeartbeat();
-    const current = await this.#io(ignoringMissing(stat(held.lockPath)), 'checking a session lock');
-    if (current === undefined || current.ino !== held.ino) {
-      this.#logger.warn(
-        `keepsake: the lock ${held.lockPath} was taken over while this process held it (its heartbeat stopped for longer than lockTtl ${this.#lockTtlMs} ms: was the event loop blocked?).`,
-      );
-      return;
+    this.#directories.delete(locked);
+    try {
+      if (!this.#isOurs(held, await ignoringMissing(stat(held.lockPath)))) {
+        // The core has already reported the lost lock (its renewal failed, or its lease ran out).
+        this.#logger.debug(
+          `keepsake: the lock ${held.lockPath} was taken over while this process held it; left to its new holder.`,
+        );
+        return;
+      }
+      await ignoringMissing(rmdir(held.lockPath));
+    } finally {
+      await held.pin?.close();
     }
-    await this.#io(ignoringMissing(rmdir(held.lockPath)), 'releasing a session lock');
   }
 
   async removeLeftover(path: string): Promise<boolean> {
     if (path.endsWith('.lock')) return this.#removeIfStale(path);
     // A directory moved aside by a takeover that crashed before removing it.
-    const info = await this.#io(ignoringMissing(stat(path)), 'checking a session lock');
-    if (info === undefined || Date.now() - info.mtimeMs <= this.#lockTtlMs) return false;
-    await this.#io(rm(path, { recursive: true, force: true }), 'removing a stale session lock');
+    const info = await ignoringMissing(stat(path));
+    if (info === undefined || !this.#isStale(info)) return false;
+    await rm(path, { recursive: true, force: true });
     return true;
   }
 
-  async shutdown(): Promise<void> {
-    for (const locked of [...this.#held.keys()]) await this.release(locked).catch(() => {});
-    this.#stopHeartbeat();
-  }
-
-  /** The new lock directory's inode, or null when it already exists. */
-  async #create(lockPath: string): Promise<number | null> {
+  /** The new lock directory, opened; null when it already exists. */
+  async #create(lockPath: string): Promise<HeldDirectory | null> {
     try {
-      await this.#io(mkdir(lockPath, { mode: 0o700 }), 'creating a session lock');
+      await mkdir(lockPath, { mode: 0o700 });
     } catch (error) {
       if (errorCode(error) === 'EEXIST') return null;
       throw error;
     }
-    return (await this.#io(stat(lockPath), 'checking a session lock')).ino;
+    let pin: FileHandle | null = null;
+    try {
+      pin = await open(lockPath, 'r');
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === undefined || !CANNOT_OPEN_DIRECTORIES.has(code)) {
+        await rmdir(lockPath).catch(() => {});
+        throw error;
+      }
+    }
+    try {
+      const { ino, dev } = await (pin === null ? stat(lockPath) : pin.stat());
+      return { lockPath, pin, ino, dev };
+    } catch (error) {
+      await pin?.close().catch(() => {});
+      await rmdir(lockPath).catch(() => {});
+      throw error;
+    }
+  }
+
+  #isOurs(held: HeldDirectory, current: Stats | undefined): boolean {
+    return current !== undefined && current.ino === held.ino && current.dev === held.dev;
+  }
+
+  #isStale(info: Stats): boolean {
+    return Date.now() - info.mtimeMs > this.#lockTtlMs + COARSE_CLOCK_MARGIN_MS;
   }
 
   /** True when the lock is gone now (it was stale and we removed it, or its holder released it). */
   async #removeIfStale(lockPath: string): Promise<boolean> {
-    const info = await this.#io(ignoringMissing(stat(lockPath)), 'checking a session lock');
-    if (info === undefined) return true;
-    if (Date.now() - info.mtimeMs <= this.#lockTtlMs) return false;
+    const judged = await ignoringMissing(stat(lockPath));
+    if (judged === undefined) return true;
+    if (!this.#isStale(judged)) return false;
     const aside = `${lockPath}.${randomBytes(8).toString('hex')}.stale`;
     try {
-      await this.#io(rename(lockPath, aside), 'taking over a stale session lock');
+      await rename(lockPath, aside);
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return true;
       throw error;
     }
-    const moved = await this.#io(stat(aside), 'taking over a stale session lock');
-    if (moved.ino !== info.ino) {
-      // Another waiter took the stale lock over and re-created it between our stat and rename.
-      await this.#io(rename(aside, lockPath), 'restoring a session lock').catch(() => {});
+    // A rename within one directory keeps the moved directory's mtime: a different one means it
+    // was renewed, or is another taker's new lock, since we looked.
+    const moved = await stat(aside);
+    if (moved.ino !== judged.ino || moved.dev !== judged.dev || moved.mtimeMs !== judged.mtimeMs) {
+      await rename(aside, lockPath).catch(() => {});
       return false;
     }
-    await this.#io(rm(aside, { recursive: true, force: true }), 'removing a stale session lock');
+    await rm(aside, { recursive: true, force: true });
     this.#logger.warn(
-      `keepsake: took over the session lock ${lockPath}, not renewed for ${Math.round(Date.now() - info.mtimeMs)} ms (its process probably crashed).`,
+      `keepsake: took over the session lock ${lockPath}, not renewed for ${Math.round(Date.now() - judged.mtimeMs)} ms (its process probably crashed).`,
     );
     return true;
-  }
-
-  #startHeartbeat(): void {
-    if (this.#heartbeat !== undefined) return;
-    this.#heartbeat = setInterval(
-      () => this.#beat(),
-      Math.max(10, Math.floor(this.#lockTtlMs / 3)),
-    );
-    this.#heartbeat.unref();
-  }
-
-  #stopHeartbeat(): void {
-    clearInterval(this.#heartbeat);
-    this.#heartbeat = undefined;
-  }
-
-  #beat(): void {
-    if (this.#beating) return;
-    this.#beating = true;
-    const now = new Date();
-    const renewals = [...this.#held.values()].map(({ lockPath }) =>
-      this.#io(utimes(lockPath, now, now), 'renewing a session lock').catch((error: unknown) => {
-        this.#logger.warn(
-          `keepsake: could not renew the session lock ${lockPath} (${error instanceof Error ? error.message : String(error)}).`,
-        );
-      }),
-    );
-    void Promise.all(renewals).finally(() => {
-      this.#beating = false;
-    });
-  }
-
-  #io<T>(operation: Promise<T>, what: string): Promise<T> {
-    return withinIoTimeout(operation, this.#ioTimeoutMs, what);
   }
 }

@@ -6,7 +6,7 @@ import type { SessionKey } from '../contract.js';
 const HEX32 = '[0-9a-f]{32}';
 
 /**
- * Where one session lives on disk: `<savePath>/<cookieName>[md5(ip)]<id>`, CodeIgniter's layout.
+ * Where one session lives on disk: `<directory>/<cookieName>[md5(ip)]<id>`, CodeIgniter's layout.
  * Only a validated 32-hex ID (and a hash of the IP) ever reaches the name, and the joined path is
  * checked to sit directly in the session directory, so nothing from a cookie can point elsewhere.
  */
@@ -17,7 +17,9 @@ export function sessionFilePath(directory: string, cookieName: string, key: Sess
   const ipPart = key.ip === null ? '' : createHash('md5').update(key.ip).digest('hex');
   const path = join(directory, `${cookieName}${ipPart}${key.id}`);
   if (dirname(path) !== directory) {
-    throw new Error(`keepsake: refusing session file ${JSON.stringify(path)} outside savePath.`);
+    throw new Error(
+      `keepsake: refusing session file ${JSON.stringify(path)} outside the session directory.`,
+    );
   }
   return path;
 }

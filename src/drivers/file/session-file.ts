@@ -1,10 +1,14 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { errorCode } from './io-timeout.js';
 
-/** The payload of an open session file whose stat is `stats` (the whole file, read from offset 0). */
-export async function readPayload(handle: FileHandle, stats: Stats): Promise<string> {
+/** What a session file holds: its text, or why it cannot be a payload. */
+export type SessionFileContent = { readonly text: string } | { readonly unreadable: string };
+
+/** The content of an open session file whose stat is `stats` (the whole file, read from offset 0). */
+export async function readContent(handle: FileHandle, stats: Stats): Promise<SessionFileContent> {
   const buffer = Buffer.allocUnsafe(stats.size);
   let filled = 0;
   while (filled < buffer.length) {
@@ -12,7 +16,11 @@ export async function readPayload(handle: FileHandle, stats: Stats): Promise<str
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
-  return buffer.toString('utf8', 0, filled);
+  const bytes = buffer.subarray(0, filled);
+  // Decoding bad bytes would replace them silently; the core replaces an unreadable session instead.
+  return isUtf8(bytes)
+    ? { text: bytes.toString('utf8') }
+    : { unreadable: 'the session file is not valid UTF-8' };
 }
 
 /**
@@ -41,7 +49,7 @@ export async function withSessionFile<T>(
  * Replaces the file at `path` with `data` by writing a temporary file beside it and renaming it
  * over the old one: rename is atomic, so every reader, and the file left after a crash at any
  * moment, holds either the old or the new payload in full. `mtime` sets the modification time
- * (needed only when the session clock is not the system clock). There is no fsync: a process crash
+ * (see expiry.ts; null leaves the kernel's stamp). There is no fsync: a process crash
  * loses nothing that was renamed, and a power loss at worst loses the latest writes.
  */
 export async function replaceAtomically(

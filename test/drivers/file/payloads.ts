@@ -1,4 +1,4 @@
-import type { SessionKey } from '../../../src/handlers/contract.js';
+import type { SessionKey } from '../../../src/drivers/contract.js';
 
 /** The sessions the write-loop child rewrites (fixed IDs, so the parent knows where to look). */
 export function writeLoopKeys(): SessionKey[] {
