@@ -1,15 +1,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SessionConfigError } from '../errors.js';
 import {
   DEFAULT_TABLE,
   parseTableName,
   type SqlDialect,
   sessionTableSql,
-} from '../handlers/database/schema.js';
+} from '../drivers/database/schema.js';
+import { SessionConfigError } from '../errors.js';
 
-export { sessionTableSql } from '../handlers/database/schema.js';
+export { sessionTableSql } from '../drivers/database/schema.js';
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliOutput {
@@ -23,8 +23,8 @@ export class UsageError extends Error {}
 export const USAGE = `Usage: keepsake migration --driver postgres|mysql [--table NAME] [--match-ip] [--out DIR]
        (alias: keepsake session:migration)
 
-Prints the CREATE TABLE statements for the database session driver (the seed's
-"spark session:migration"): the session table and, on PostgreSQL, its UNLOGGED lock table.
+Prints the CREATE TABLE statements for the database session driver (CodeIgniter's
+"php spark session:migration"): the session table and, on PostgreSQL, its UNLOGGED lock table.
 
 Options:
   --driver postgres|mysql  the database (also: postgresql, pg, mariadb)

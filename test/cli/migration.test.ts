@@ -5,10 +5,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DatabaseHandler } from '../../src/handlers/database/index.js';
-import type { SqlDialect } from '../../src/handlers/database/schema.js';
-import { openHarness } from '../../src/testing/conformance.js';
-import { countRows, dropTable, runSql, urlOf } from '../handlers/database/servers.js';
+import {
+  DEFAULT_TABLE,
+  database,
+  type SqlDialect,
+  sessionTableSql,
+} from '../../src/drivers/database.js';
+import { lock } from '../../src/testing/conformance-store.js';
+import { openStore } from '../../src/testing/index.js';
+import { countRows, dropTable, runSql, urlOf } from '../drivers/database/servers.js';
 import { serviceSkip } from '../helpers/services.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/keepsake.ts', import.meta.url));
@@ -89,10 +94,17 @@ describe('keepsake migration: command line', () => {
     }
   });
 
-  it('prints help with --help', async () => {
+  it('prints what sessionTableSql from the database driver module returns', async () => {
+    const { stdout } = await keepsake('migration', '--driver', 'mysql', '--table', 'app.sessions');
+    assert.equal(stdout, sessionTableSql({ dialect: 'mysql', table: 'app.sessions' }));
+    assert.equal(DEFAULT_TABLE, 'ci_sessions');
+  });
+
+  it("prints help with --help, which speaks of CodeIgniter's command", async () => {
     const { code, stdout } = await keepsake('migration', '--help');
     assert.equal(code, 0);
     assert.match(stdout, /Usage: keepsake migration --driver postgres\|mysql/);
+    assert.match(stdout, /CodeIgniter's\n"php spark session:migration"/);
   });
 
   for (const [args, message] of [
@@ -142,27 +154,22 @@ for (const [dialect, label, port] of servers) {
         await runSql(dialect, stdout);
         await runSql(dialect, stdout); // IF NOT EXISTS: running it twice is harmless
         if (dialect === 'postgres') assert.equal(await countRows(dialect, `${table}_locks`), 0);
-        const { handler } = await openHarness(
-          {
-            createHandler: () => new DatabaseHandler(),
-            savePath: table,
-            connection: urlOf(dialect),
-            expiry: 'settings',
-          },
+        const { store } = await openStore(
+          { driver: () => database({ connection: urlOf(dialect), table }), expiry: 'clock' },
           { matchIP },
         );
         try {
           const key = { id: 'a'.repeat(32), ip: matchIP ? '192.0.2.7' : null };
-          const first = await handler.read(key, 1_000);
-          assert.equal(first.data, null);
-          await handler.write(key, first.lock, '{"n":1}');
-          const second = await handler.read(key, 1_000);
-          assert.equal(second.data, '{"n":1}');
-          await handler.close(key, second.lock);
-          assert.equal(await handler.peek(key), '{"n":1}');
-          if (matchIP) assert.equal(await handler.peek({ ...key, ip: '192.0.2.8' }), null);
+          const first = await lock(store, key);
+          assert.equal(first.payload, null);
+          assert.equal(await store.writeAndUnlock(key, first.token, '{"n":1}', 60), true);
+          const second = await lock(store, key);
+          assert.equal(second.payload, '{"n":1}');
+          await store.unlock(key, second.token, false);
+          assert.equal(await store.peek(key), '{"n":1}');
+          if (matchIP) assert.equal(await store.peek({ ...key, ip: '192.0.2.8' }), null);
         } finally {
-          await handler.shutdown();
+          await store.close();
         }
       });
     }

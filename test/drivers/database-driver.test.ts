@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2';
+import mysqlPromise from 'mysql2/promise';
 import pg from 'pg';
+import type { DriverContext, SessionStore } from '../../src/drivers/contract.js';
+import { type DatabaseConnection, database, type SqlDialect } from '../../src/drivers/database.js';
 import { SessionConfigError, SessionStoreError } from '../../src/errors.js';
-import type { HandlerSettings, SessionHandler } from '../../src/handlers/contract.js';
-import { DatabaseHandler } from '../../src/handlers/database/index.js';
-import type { SqlDialect } from '../../src/handlers/database/schema.js';
-import { openHarness } from '../../src/testing/conformance.js';
+import { createSessionId } from '../../src/id.js';
+import { LockProtocol } from '../../src/lock-protocol.js';
+import { delay, lock, newToken, put } from '../../src/testing/conformance-store.js';
+import { openStore, type StoreHarness } from '../../src/testing/index.js';
 import { serviceSkip } from '../helpers/services.js';
 import {
   countRows,
@@ -24,23 +27,33 @@ const servers: [SqlDialect, string, number][] = [
   ['mysql', 'MariaDB', 3306],
 ];
 
-const key = (letter: string, ip: string | null = null) => ({ id: letter.repeat(32), ip });
+const newKey = () => ({ id: createSessionId(), ip: null });
+
+/** The core's lock protocol over a store, as the session manager runs it. */
+function protocolOf({ store, context }: StoreHarness): LockProtocol {
+  return new LockProtocol(store, {
+    driver: 'database',
+    lockTtlMs: context.lockTtlMs,
+    ioTimeoutMs: context.ioTimeoutMs,
+    logger: context.logger,
+  });
+}
 
 describe('database driver configuration (no server needed)', () => {
-  const open = (settings: Partial<HandlerSettings>) =>
-    openHarness({ createHandler: () => new DatabaseHandler(), expiry: 'settings' }, settings);
-
-  it('rejects a savePath that is not a table name', async () => {
-    await assert.rejects(
-      open({ savePath: 'sessions; DROP TABLE users', connection: POSTGRES_URL }),
-      (error: unknown) => error instanceof SessionConfigError && /table name/.test(error.message),
+  it('rejects a table that is not a table name when the driver is created', () => {
+    assert.throws(
+      () => database({ connection: POSTGRES_URL, table: 'sessions; DROP TABLE users' }),
+      (error: unknown) =>
+        error instanceof SessionConfigError &&
+        error.option === 'table' &&
+        /table name/.test(error.message),
     );
   });
 
   for (const connection of [undefined, 'redis://127.0.0.1', { query: () => {} }, 42]) {
-    it(`rejects ${JSON.stringify(connection) ?? 'a missing connection'} as connection`, async () => {
-      await assert.rejects(
-        open({ savePath: 'ci_sessions', connection }),
+    it(`rejects ${JSON.stringify(connection) ?? 'a missing connection'} as connection`, () => {
+      assert.throws(
+        () => database({ connection: connection as unknown as DatabaseConnection }),
         (error: unknown) =>
           error instanceof SessionConfigError &&
           error.option === 'connection' &&
@@ -48,6 +61,48 @@ describe('database driver configuration (no server needed)', () => {
       );
     });
   }
+
+  it('types connection as a pg or mysql2 pool or a URL, so another object does not compile', async () => {
+    assert.throws(
+      // @ts-expect-error: an object with a query() that is neither pg's nor mysql2's
+      () => database({ connection: { query: () => {} } }),
+      SessionConfigError,
+    );
+    // @ts-expect-error: a mysql2 single connection is no pool
+    const single: DatabaseConnection = null as unknown as mysql.Connection;
+    assert.equal(single, null);
+    // Pools connect on their first query: these never do, and are only ended.
+    const pgPool = new pg.Pool({ connectionString: POSTGRES_URL }) satisfies DatabaseConnection;
+    const pgClient = new pg.Client({ connectionString: POSTGRES_URL }) satisfies DatabaseConnection;
+    const callbackPool = mysql.createPool({ uri: MYSQL_URL }) satisfies DatabaseConnection;
+    const promisePool = mysqlPromise.createPool({ uri: MYSQL_URL }) satisfies DatabaseConnection;
+    const wrappedPool = mysql.createPool({ uri: MYSQL_URL }).promise() satisfies DatabaseConnection;
+    try {
+      assert.equal(database({ connection: pgPool }).dialect, 'postgres');
+      assert.equal(database({ connection: pgClient }).dialect, 'postgres');
+      assert.equal(database({ connection: callbackPool }).dialect, 'mysql');
+      assert.equal(database({ connection: promisePool }).dialect, 'mysql');
+      assert.equal(database({ connection: wrappedPool }).dialect, 'mysql');
+      assert.equal(database({ connection: 'mariadb://root@127.0.0.1/test' }).dialect, 'mysql');
+      assert.equal(
+        database({ connection: 'postgresql://postgres@127.0.0.1/test' }).dialect,
+        'postgres',
+      );
+    } finally {
+      await pgPool.end();
+      await new Promise<void>((resolve) => callbackPool.end(() => resolve()));
+      await promisePool.end();
+      await wrappedPool.end();
+    }
+  });
+
+  it('refuses, on PostgreSQL, a table name too long for its lock table when the driver is created', () => {
+    assert.throws(
+      () => database({ connection: POSTGRES_URL, table: 'x'.repeat(58) }),
+      (error: unknown) =>
+        error instanceof SessionConfigError && /at most 57 characters/.test(error.message),
+    );
+  });
 });
 
 for (const [dialect, label, port] of servers) {
@@ -55,32 +110,40 @@ for (const [dialect, label, port] of servers) {
   const suffix = dialect === 'postgres' ? 'pg' : 'my';
   const table = `keepsake_drv_${suffix}`;
   describe(`database driver on ${label}: setup errors, pools, locks`, { skip }, () => {
-    const handlers: SessionHandler[] = [];
-    const open = async (settings: Partial<HandlerSettings> = {}, savePath = table) => {
-      const harness = await openHarness(
+    const opened: SessionStore[] = [];
+    const open = async (overrides: Partial<DriverContext> = {}, tableName = table) => {
+      const harness = await openStore(
         {
-          createHandler: () => new DatabaseHandler(),
-          savePath,
-          connection: urlOf(dialect),
-          expiry: 'settings',
+          driver: () => database({ connection: urlOf(dialect), table: tableName }),
+          expiry: 'clock',
         },
-        settings,
+        overrides,
       );
-      handlers.push(harness.handler);
+      opened.push(harness.store);
       return harness;
     };
+    /** Empties the session table (and lock table), for tests that count every row. */
+    const emptyTable = () =>
+      runSql(
+        dialect,
+        dialect === 'postgres'
+          ? `DELETE FROM ${table};\nDELETE FROM ${table}_locks`
+          : `DELETE FROM ${table}`,
+      );
 
-    before(() => createTable(dialect, table, false));
     after(async () => {
-      for (const handler of handlers) await handler.shutdown();
+      for (const store of opened) await store.close().catch(() => {});
       for (const name of [table, `${table}_ci`, `${table}_gone`]) await dropTable(dialect, name);
     });
+
+    before(() => createTable(dialect, table, false));
 
     it('names the migration command when the table does not exist', async () => {
       await assert.rejects(
         open({}, `${table}_missing`),
         (error: unknown) =>
           error instanceof SessionConfigError &&
+          error.option === 'table' &&
           error.message.includes(
             `npx keepsake migration --driver ${dialect} --table ${table}_missing`,
           ),
@@ -108,6 +171,21 @@ for (const [dialect, label, port] of servers) {
       },
     );
 
+    if (dialect === 'mysql') {
+      it('refuses a mysql2 single connection: the driver needs a pool', async () => {
+        const single = mysql.createConnection({ uri: MYSQL_URL });
+        try {
+          assert.throws(
+            () => database({ connection: single as unknown as DatabaseConnection }),
+            (error: unknown) =>
+              error instanceof SessionConfigError && error.option === 'connection',
+          );
+        } finally {
+          await single.promise().end();
+        }
+      });
+    }
+
     it('refuses matchIP on a table keyed by id alone', async () => {
       await assert.rejects(
         open({ matchIP: true }),
@@ -121,72 +199,74 @@ for (const [dialect, label, port] of servers) {
     it('reports a table dropped at run time as a store error naming the command', async () => {
       const goneTable = `${table}_gone`;
       await createTable(dialect, goneTable, false);
-      const { handler } = await open({}, goneTable);
+      const harness = await open({}, goneTable);
       await dropTable(dialect, goneTable);
+      const command = `npx keepsake migration --driver ${dialect} --table ${goneTable}`;
       await assert.rejects(
-        handler.peek(key('a')),
-        (error: unknown) =>
-          error instanceof SessionStoreError &&
-          error.message.includes(`npx keepsake migration --driver ${dialect} --table ${goneTable}`),
+        harness.store.peek(newKey()),
+        (error: unknown) => error instanceof Error && error.message.includes(command),
       );
+      // What a client may be shown names neither the table nor SQL; the log gets the command.
+      await assert.rejects(protocolOf(harness).peek(newKey()), (error: unknown) => {
+        assert.ok(error instanceof SessionStoreError);
+        assert.equal(error.status, 503);
+        assert.ok(!error.message.includes(goneTable), error.message);
+        assert.ok(error.cause instanceof Error && error.cause.message.includes(command));
+        return true;
+      });
     });
 
-    it('does not count the lock of a new session as a stored session, and close removes it', async () => {
-      const { handler } = await open();
-      const { handler: other } = await open();
-      const fresh = key('b');
-      const held = await handler.read(fresh, 1_000);
-      assert.equal(held.data, null);
-      assert.equal(await other.validateId(fresh), false);
+    it('does not count the lock of a new session as a stored session, and a discarding unlock removes it', async () => {
+      await emptyTable();
+      const { store } = await open();
+      const { store: other } = await open();
+      const fresh = newKey();
+      const held = await lock(store, fresh);
+      assert.equal(held.payload, null);
       assert.equal(await other.peek(fresh), null);
+      assert.deepEqual(await other.lockAndRead(fresh, newToken()), { locked: false });
       assert.equal(await countRows(dialect, lockRowsTable(dialect, table)), 1, 'the lock row');
-      await handler.close(fresh, held.lock);
+      await store.unlock(fresh, held.token, true);
       assert.equal(await countRows(dialect, table), 0);
       assert.equal(await countRows(dialect, lockRowsTable(dialect, table)), 0);
     });
 
-    it('gc keeps an expired row while its lock is held, and close then removes it', async () => {
-      const { handler, clock } = await open({ lifetimeSeconds: 60 });
-      const stale = key('c');
-      let locked = await handler.read(stale, 1_000);
-      await handler.write(stale, locked.lock, '{"old":1}');
+    it('gc keeps an expired row while its lock is held, and the discarding unlock then removes it', async () => {
+      await emptyTable();
+      const harness = await open({ lifetimeSeconds: 60 });
+      const { store, clock } = harness;
+      const stale = newKey();
+      await put(harness, stale, '{"old":1}');
       clock.advance(200);
-      locked = await handler.read(stale, 1_000);
-      assert.equal(locked.data, null, 'an expired session reads as empty');
-      assert.equal(await handler.gc(60), 0);
+      const held = await lock(store, stale);
+      assert.equal(held.payload, null, 'an expired session reads as empty');
+      assert.equal(await store.gc?.(60), 0);
       assert.equal(await countRows(dialect, table), 1);
-      await handler.close(stale, locked.lock);
+      await store.unlock(stale, held.token, true);
       assert.equal(await countRows(dialect, table), 0);
     });
 
     it('gc removes lock rows unused for the whole lifetime, and no held one', async () => {
-      const { handler, clock } = await open({ lifetimeSeconds: 60 });
-      const idle = key('g');
-      const busy = key('h');
-      let locked = await handler.read(idle, 1_000);
-      await handler.write(idle, locked.lock, '{"idle":1}');
-      locked = await handler.read(busy, 1_000);
-      await handler.write(busy, locked.lock, '{"busy":1}');
-      locked = await handler.read(busy, 1_000);
+      await emptyTable();
+      const harness = await open({ lifetimeSeconds: 60 });
+      const { store, clock } = harness;
+      const idle = newKey();
+      const busy = newKey();
+      await put(harness, idle, '{"idle":1}');
+      await put(harness, busy, '{"busy":1}');
+      const held = await lock(store, busy);
       clock.advance(200);
       // Released lock rows are stamped with Date.now(); the purge takes those stamped before now.
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      assert.equal(await handler.gc(60), 1, 'the idle session goes, the held one stays');
+      await delay(5);
+      assert.equal(await store.gc?.(60), 1, 'the idle session goes, the held one stays');
       assert.equal(await countRows(dialect, table), 1);
       if (dialect === 'postgres') assert.equal(await countRows(dialect, `${table}_locks`), 1);
-      await handler.close(busy, locked.lock);
-      await handler.destroy(busy, null);
+      await store.unlock(busy, held.token, false);
+      const again = await lock(store, busy);
+      assert.equal(await store.destroyAndUnlock(busy, again.token), true);
     });
 
     if (dialect === 'postgres') {
-      it('refuses a table name too long for its lock table', async () => {
-        await assert.rejects(
-          open({}, 'x'.repeat(58)),
-          (error: unknown) =>
-            error instanceof SessionConfigError && /at most 57 characters/.test(error.message),
-        );
-      });
-
       it('creates the lock table UNLOGGED', async () => {
         const client = new pg.Client({ connectionString: POSTGRES_URL });
         await client.connect();
@@ -201,10 +281,10 @@ for (const [dialect, label, port] of servers) {
       });
 
       it('reads a write committed while its lock statement waited, not its older snapshot', async () => {
-        const { handler } = await open();
-        const session = key('i');
-        const first = await handler.read(session, 1_000);
-        await handler.write(session, first.lock, '{"n":1}');
+        const harness = await open();
+        const { store } = harness;
+        const session = newKey();
+        await put(harness, session, '{"n":1}');
         // Another holder's write + release, kept open so the next lock statement starts (taking
         // its snapshot) before it commits, and waits for it on the lock row.
         const writer = new pg.Client({ connectionString: POSTGRES_URL });
@@ -218,49 +298,53 @@ for (const [dialect, label, port] of servers) {
           await writer.query(`UPDATE ${table}_locks SET version = version + 1 WHERE id = $1`, [
             session.id,
           ]);
-          const reading = handler.read(session, 5_000);
+          const token = newToken();
+          const reading = store.lockAndRead(session, token);
           await untilWaiting(writer);
           await writer.query('COMMIT');
           const second = await reading;
-          assert.equal(second.data, '{"n":2}');
-          await handler.close(session, second.lock);
+          assert.deepEqual(second, { locked: true, payload: '{"n":2}' });
+          await store.unlock(session, token, false);
         } finally {
           await writer.query('ROLLBACK').catch(() => {});
           await writer.end();
         }
-        await handler.destroy(session, null);
+        const last = await lock(store, session);
+        await store.destroyAndUnlock(session, last.token);
       });
     }
 
     it('takes over the lock of a holder that died without releasing it, once lockTtl has passed', async () => {
-      const { handler: crashed } = await open({ lockTtlMs: 300 });
-      const { handler: survivor } = await open({ lockTtlMs: 300 });
-      const session = key('d');
-      let locked = await crashed.read(session, 1_000);
-      await crashed.write(session, locked.lock, '{"n":1}');
-      locked = await crashed.read(session, 1_000);
-      await crashed.shutdown(); // stops renewing without releasing, as a crash would
-      const taken = await survivor.read(session, 3_000);
-      assert.equal(taken.data, '{"n":1}');
-      await survivor.close(session, taken.lock);
-      await survivor.destroy(session, null);
+      const crashed = await open({ lockTtlMs: 300 });
+      const survivor = await open({ lockTtlMs: 300 });
+      const session = newKey();
+      await put(crashed, session, '{"n":1}');
+      await lock(crashed.store, session);
+      await crashed.store.close(); // its pool ends without releasing, as a crash would
+      const taken = await protocolOf(survivor).acquire(session, 3_000);
+      assert.equal(taken.payload, '{"n":1}');
+      await protocolOf(survivor).destroy(taken.lock);
     });
 
     it('bounds a query blocked by a table lock with ioTimeout', async () => {
-      const { handler } = await open({ ioTimeoutMs: 300 });
+      const harness = await open({ ioTimeoutMs: 300 });
       const release = await lockTableElsewhere(dialect, table);
       try {
         await assert.rejects(
-          handler.peek(key('e')),
+          protocolOf(harness).peek(newKey()),
           (error: unknown) => error instanceof SessionStoreError && error.status === 503,
         );
       } finally {
         await release();
       }
-      assert.equal(await handler.peek(key('e')), null, 'it works again once the lock is gone');
+      assert.equal(
+        await harness.store.peek(newKey()),
+        null,
+        'it works again once the lock is gone',
+      );
     });
 
-    it('uses a pool the application passes in, and leaves it open at shutdown', async () => {
+    it('uses a pool the application passes in, and leaves it open when the store closes', async () => {
       const pools =
         dialect === 'postgres'
           ? [{ pool: new pg.Pool({ connectionString: POSTGRES_URL }), kind: 'pg.Pool' }]
@@ -269,18 +353,15 @@ for (const [dialect, label, port] of servers) {
               { pool: mysql.createPool({ uri: MYSQL_URL }).promise(), kind: 'mysql2 promise pool' },
             ];
       for (const { pool, kind } of pools) {
-        const handler = new DatabaseHandler();
-        await openHarness(
-          { createHandler: () => handler, savePath: table, connection: pool, expiry: 'settings' },
-          {},
-        );
-        assert.equal(handler.dialect, dialect, kind);
-        const session = key('f');
-        const locked = await handler.read(session, 1_000);
-        await handler.write(session, locked.lock, `{"pool":"${kind}"}`);
-        assert.equal(await handler.peek(session), `{"pool":"${kind}"}`);
-        await handler.destroy(session, null);
-        await handler.shutdown();
+        const driver = database({ connection: pool, table });
+        assert.equal(driver.dialect, dialect, kind);
+        const harness = await openStore({ driver: () => driver, expiry: 'clock' });
+        const session = newKey();
+        await put(harness, session, `{"pool":"${kind}"}`);
+        assert.equal(await harness.store.peek(session), `{"pool":"${kind}"}`);
+        const held = await lock(harness.store, session);
+        assert.equal(await harness.store.destroyAndUnlock(session, held.token), true);
+        await harness.store.close();
         await stillUsable(pool);
         await endPool(pool);
       }

@@ -22,14 +22,17 @@ export interface TableName {
   readonly name: string;
 }
 
-/** Validates `savePath` as a table name; only plain identifiers are accepted, so quoting can never be escaped. */
-export function parseTableName(savePath: string): TableName {
-  const text = savePath === '' ? DEFAULT_TABLE : savePath;
-  const parts = text.split('.');
-  if (parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part))) {
+/**
+ * Validates a table name (the `table` option, or `savePath` in the CodeIgniter-style
+ * configuration); only plain identifiers are accepted, so quoting can never be escaped.
+ */
+export function parseTableName(table: string): TableName {
+  const text = table === '' ? DEFAULT_TABLE : table;
+  const parts = typeof text === 'string' ? text.split('.') : [];
+  if (parts.length === 0 || parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part))) {
     throw new SessionConfigError(
-      'savePath',
-      `the database driver takes a table name in savePath (letters, digits and "_", at most 63 characters, optionally "schema.table"), got ${JSON.stringify(savePath)}.`,
+      'table',
+      `the database driver takes a table name (savePath in the CodeIgniter-style configuration): letters, digits and "_", at most 63 characters, optionally "schema.table"; got ${JSON.stringify(table)}.`,
     );
   }
   const [first, second] = parts as [string, string | undefined];
@@ -47,10 +50,14 @@ export function quoteTable(dialect: SqlDialect, table: TableName): string {
   return table.schema === null ? name : `${quoteIdentifier(dialect, table.schema)}.${name}`;
 }
 
+/** The table as written in messages and commands: `name` or `schema.name`. */
+export function tableText(table: TableName): string {
+  return table.schema === null ? table.name : `${table.schema}.${table.name}`;
+}
+
 /** The shell command that prints the CREATE TABLE statements for this table. */
 export function migrationCommand(dialect: SqlDialect, table: TableName, matchIP: boolean): string {
-  const qualified = table.schema === null ? table.name : `${table.schema}.${table.name}`;
-  return `npx keepsake migration --driver ${dialect} --table ${qualified}${matchIP ? ' --match-ip' : ''}`;
+  return `npx keepsake migration --driver ${dialect} --table ${tableText(table)}${matchIP ? ' --match-ip' : ''}`;
 }
 
 /** Longest table name whose PostgreSQL lock table name (`<name>_locks`) still fits in 63 bytes. */
@@ -64,7 +71,7 @@ const MAX_POSTGRES_TABLE = 63 - '_locks'.length;
 export function lockTableName(table: TableName): TableName {
   if (table.name.length > MAX_POSTGRES_TABLE) {
     throw new SessionConfigError(
-      'savePath',
+      'table',
       `on PostgreSQL the session table name may have at most ${MAX_POSTGRES_TABLE} characters, because its lock table is named "<table>_locks" and PostgreSQL cuts names at 63; "${table.name}" has ${table.name.length}.`,
     );
   }
@@ -74,8 +81,9 @@ export function lockTableName(table: TableName): TableName {
 /**
  * The CREATE TABLE (and index) statements.
  *
- * PostgreSQL: the session table has CodeIgniter's columns (`timestamp` is the last write in epoch
- * seconds), and the locks live in a separate UNLOGGED table `<table>_locks`: taking a lock then
+ * PostgreSQL: the session table has CodeIgniter's columns (`timestamp` is the last write or touch
+ * in epoch seconds, shifted for a session stored with a lifetime of its own: see store.ts), and
+ * the locks live in a separate UNLOGGED table `<table>_locks`: taking a lock then
  * writes no WAL, so the commit of a lock-and-read statement waits for no WAL flush (an unlogged
  * table is emptied by a PostgreSQL crash, which only frees the locks). `lock_token` is the holder
  * (NULL when free), `lock_expires` the epoch milliseconds after which a crashed holder's lock
@@ -120,7 +128,7 @@ export function sessionTableSql(options: SessionTableOptions): string {
     `  ${q('id')} varchar(128) NOT NULL,`,
     `  ${q('ip_address')} varchar(45) NOT NULL,`,
     `  ${q('timestamp')} int(10) unsigned DEFAULT 0 NOT NULL,`,
-    // mediumblob, not the seed's blob: blob stops at 64 KiB, which a session can outgrow.
+    // mediumblob, not CodeIgniter's blob: blob stops at 64 KiB, which a session can outgrow.
     `  ${q('data')} mediumblob NOT NULL,`,
     `  ${q('lock_token')} varchar(64) NULL DEFAULT NULL,`,
     `  ${q('lock_expires')} bigint unsigned DEFAULT 0 NOT NULL,`,

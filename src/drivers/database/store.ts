@@ -1,74 +1,164 @@
-import type { SqlDialect } from './schema.js';
+import net from 'node:net';
+import { nowSeconds } from '../../clock.js';
+import type {
+  DriverContext,
+  LockAttempt,
+  SessionKey,
+  SessionStore,
+  TouchOutcome,
+} from '../contract.js';
+import { lockTableName, migrationCommand, type TableName, tableText } from './schema.js';
+import type { RowKey, SessionTable } from './session-table.js';
 
-/** One stored session's storage slot: its ID and the IP it is bound to ('0.0.0.0' without matchIP). */
-export interface RowKey {
-  readonly id: string;
-  readonly ip: string;
+/** ip_address is NOT NULL (and part of the key under matchIP); rows without matchIP use this. */
+const NO_IP = '0.0.0.0';
+
+/** Keeps a leading byte-order mark: the payload comes back byte for byte. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function rowKey(key: SessionKey): RowKey {
+  if (key.ip === null) return { id: key.id, ip: NO_IP };
+  // PostgreSQL's inet takes no zone index; an address it cannot parse shares one slot.
+  const ip = key.ip.replace(/%.*$/, '');
+  return { id: key.id, ip: net.isIP(ip) === 0 ? NO_IP : ip };
 }
 
-/** What a lock attempt found under the key when it obtained the lock. */
-export interface LockedRow {
-  /** Epoch seconds of the last write; 0 for a row that only holds a lock. */
-  readonly timestamp: number;
-  readonly data: Buffer;
-}
-
-/** What open() checks about the session table (and, on PostgreSQL, its lock table). */
-export interface TableShape {
-  readonly columns: readonly string[];
-  readonly primaryKey: readonly string[];
-  /** The lock table's state, for a dialect that keeps locks in one; undefined otherwise. */
-  readonly lockTable?: 'missing' | 'unlogged' | 'logged';
+/** The payload, or null when the bytes are not UTF-8 (no keepsake write made them). */
+function decode(data: Buffer): string | null {
+  try {
+    return UTF8.decode(data);
+  } catch {
+    return null;
+  }
 }
 
 /**
- * The session table's statements in one SQL dialect. Each method is one statement (except where
- * noted), runs on any pooled connection, and never holds a connection between calls.
+ * Sessions in a PostgreSQL or MySQL/MariaDB table: the store primitives over one dialect's
+ * statements. The lock lives in a row, is taken together with the read, and is released by the
+ * statement that writes, touches or deletes, which acts only while the row still holds the
+ * request's token; so no pooled connection is held while a request runs or waits.
+ *
+ * `timestamp` keeps CodeIgniter's meaning, the last activity in epoch seconds, and CodeIgniter's
+ * GC (`timestamp < now − maxLifetime`) keeps working on the table. A write or touch with a lifetime
+ * of its own (a regenerated ID's grace window) stores `now + (lifetime − context lifetime)`
+ * instead: the activity time from which the context lifetime ends exactly when its own does. A
+ * session is live while `timestamp > now − context lifetime`.
  */
-export interface SessionTableStore {
-  readonly dialect: SqlDialect;
-  /** Columns the session table must have. */
-  readonly requiredColumns: readonly string[];
-  /** The separate lock table this dialect uses (`schema.name`), or null when locks live in the session row. */
-  readonly lockTable: string | null;
-  /** The table's columns and primary key, or null when the table does not exist. */
-  inspect(): Promise<TableShape | null>;
-  /** Aims the statements at the table's primary key, as found by inspect(). */
-  usePrimaryKey(columns: readonly string[]): void;
-  /** Takes the session's lock if it is free or expired and reads the session (timestamp 0 when there is none); null when another holder has the lock. */
-  tryLock(
-    key: RowKey,
-    token: string,
-    lockExpiresMs: number,
-    nowMs: number,
-  ): Promise<LockedRow | null>;
-  /** Pushes the lock's expiry out; false when the lock is no longer ours. */
-  renew(key: RowKey, token: string, lockExpiresMs: number): Promise<boolean>;
-  /** Saves data and timestamp and unlocks; false when the row is not locked by `token`. */
-  write(key: RowKey, token: string, data: Buffer, timestamp: number): Promise<boolean>;
-  /** Sets only the timestamp and unlocks; false when the row is not locked by `token`. */
-  touch(key: RowKey, token: string, timestamp: number): Promise<boolean>;
-  /** Inserts an unlocked row unless one exists; false when one did. */
-  insertIfAbsent(key: RowKey, data: Buffer, timestamp: number): Promise<boolean>;
-  /** Clears the lock if it is `token`'s. */
-  unlock(key: RowKey, token: string): Promise<void>;
-  /** Removes the lock if it is `token`'s, with the session if it was written at or before `liveAfter` (epoch seconds). */
-  deleteLocked(key: RowKey, token: string, liveAfter: number): Promise<void>;
-  /** Deletes the session whoever holds it, and frees its lock. */
-  delete(key: RowKey): Promise<void>;
-  /** The data of a row written after `liveAfter` (epoch seconds), else null. */
-  peek(key: RowKey, liveAfter: number): Promise<Buffer | null>;
-  /** Whether a row written after `liveAfter` exists. */
-  exists(key: RowKey, liveAfter: number): Promise<boolean>;
-  /** Deletes sessions last written before `idleBefore` (epoch seconds) whose lock is not held at `nowMs`, and lock rows unused since then. */
-  deleteIdle(idleBefore: number, nowMs: number): Promise<number>;
-  /** Ends the pool if keepsake created it. */
-  close(): Promise<void>;
-}
+export class DatabaseStore implements SessionStore {
+  readonly #table: SessionTable;
+  readonly #tableName: TableName;
+  readonly #context: DriverContext;
+  readonly #end: (() => Promise<void>) | null;
 
-/** Error codes both dialects' clients put on a failed query. */
-export interface SqlErrorLike {
-  readonly code?: unknown;
-  readonly errno?: unknown;
-  readonly message?: unknown;
+  /** `end`: closes the pool when keepsake created it. */
+  constructor(
+    table: SessionTable,
+    tableName: TableName,
+    context: DriverContext,
+    end: (() => Promise<void>) | null,
+  ) {
+    this.#table = table;
+    this.#tableName = tableName;
+    this.#context = context;
+    this.#end = end;
+  }
+
+  async lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
+    const nowMs = Date.now();
+    const row = await this.#run(() =>
+      this.#table.tryLock(rowKey(key), token, nowMs + this.#context.lockTtlMs, nowMs),
+    );
+    if (row === null) return { locked: false };
+    if (row.data === null || row.timestamp <= this.#liveAfter())
+      return { locked: true, payload: null };
+    const payload = decode(row.data);
+    return payload === null
+      ? {
+          locked: true,
+          payload: null,
+          unreadable: `the data column holds ${row.data.length} bytes that are not UTF-8 text`,
+        }
+      : { locked: true, payload };
+  }
+
+  renewLock(key: SessionKey, token: string): Promise<boolean> {
+    return this.#run(() =>
+      this.#table.renew(rowKey(key), token, Date.now() + this.#context.lockTtlMs),
+    );
+  }
+
+  writeAndUnlock(
+    key: SessionKey,
+    token: string,
+    payload: string,
+    lifetimeSeconds: number,
+  ): Promise<boolean> {
+    const data = Buffer.from(payload, 'utf8');
+    return this.#run(() =>
+      this.#table.write(rowKey(key), token, data, this.#timestamp(lifetimeSeconds)),
+    );
+  }
+
+  touchAndUnlock(key: SessionKey, token: string, lifetimeSeconds: number): Promise<TouchOutcome> {
+    return this.#run(() =>
+      this.#table.touch(rowKey(key), token, this.#timestamp(lifetimeSeconds), this.#liveAfter()),
+    );
+  }
+
+  destroyAndUnlock(key: SessionKey, token: string): Promise<boolean> {
+    return this.#run(() => this.#table.destroy(rowKey(key), token));
+  }
+
+  unlock(key: SessionKey, token: string, discard: boolean): Promise<void> {
+    return this.#run(() =>
+      discard
+        ? this.#table.discard(rowKey(key), token, this.#liveAfter())
+        : this.#table.unlock(rowKey(key), token),
+    );
+  }
+
+  /** A record that is not UTF-8 reads as no session here; the next locked request replaces it. */
+  async peek(key: SessionKey): Promise<string | null> {
+    const data = await this.#run(() => this.#table.peek(rowKey(key), this.#liveAfter()));
+    return data === null ? null : decode(data);
+  }
+
+  gc(maxLifetimeSeconds: number): Promise<number> {
+    const idleBefore = nowSeconds(this.#context.clock) - maxLifetimeSeconds;
+    return this.#run(() => this.#table.deleteIdle(idleBefore, Date.now()));
+  }
+
+  isTransient(error: unknown): boolean {
+    return this.#table.isTransient(error);
+  }
+
+  async close(): Promise<void> {
+    await this.#end?.();
+  }
+
+  /** Rows whose timestamp is above this (epoch seconds) are live. */
+  #liveAfter(): number {
+    return nowSeconds(this.#context.clock) - this.#context.lifetimeSeconds;
+  }
+
+  /** The timestamp that makes a session live for `lifetimeSeconds` from now (see the class comment). */
+  #timestamp(lifetimeSeconds: number): number {
+    return nowSeconds(this.#context.clock) + lifetimeSeconds - this.#context.lifetimeSeconds;
+  }
+
+  /** Runs one statement, saying which command recreates a table that went missing since opening. */
+  async #run<Result>(statement: () => Promise<Result>): Promise<Result> {
+    try {
+      return await statement();
+    } catch (error) {
+      if (!this.#table.isMissingTable(error)) throw error;
+      const name = tableText(this.#tableName);
+      const what =
+        this.#table.dialect === 'postgres'
+          ? `the session table "${name}" or its lock table "${tableText(lockTableName(this.#tableName))}" does not exist or lacks a column`
+          : `the session table "${name}" does not exist or lacks a column`;
+      const fix = migrationCommand(this.#table.dialect, this.#tableName, this.#context.matchIP);
+      throw new Error(`${what}; create it with the SQL printed by \`${fix}\``, { cause: error });
+    }
+  }
 }

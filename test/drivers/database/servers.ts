@@ -1,7 +1,7 @@
 /** Shared setup of the database driver tests: URLs of the machine's servers and table helpers. */
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { type SqlDialect, sessionTableSql } from '../../../src/handlers/database/schema.js';
+import { type SqlDialect, sessionTableSql } from '../../../src/drivers/database.js';
 
 export const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 export const MYSQL_URL = 'mysql://root@127.0.0.1:3306/test';
@@ -74,3 +74,34 @@ export async function countRows(dialect: SqlDialect, table: string): Promise<num
     await connection.end();
   }
 }
+
+/** Rows a query answers (one statement, with parameters), on a short-lived connection. */
+export async function queryRows(
+  dialect: SqlDialect,
+  sql: string,
+  values: unknown[] = [],
+): Promise<Record<string, unknown>[]> {
+  if (dialect === 'postgres') {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      return (await client.query(sql, values)).rows as Record<string, unknown>[];
+    } finally {
+      await client.end();
+    }
+  }
+  const connection = await mysql.createConnection({ uri: MYSQL_URL });
+  try {
+    const [rows] = await connection.query(sql, values);
+    return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
+  } finally {
+    await connection.end();
+  }
+}
+
+/** The session table's placeholder for "no IP" (matchIP off), as the driver stores it. */
+export const NO_IP = '0.0.0.0';
+
+/** `?` or `$n` placeholders, as the dialect's client wants them. */
+export const placeholder = (dialect: SqlDialect, position: number) =>
+  dialect === 'postgres' ? `$${position}` : '?';
