@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 const POINTS_PER_WEIGHT = 160;
 
-/** A server on the ring (memcache's MemcacheNode has both). */
+/** A server on the ring (a MemcachedConnection). */
 export interface RingNode {
   readonly id: string;
   readonly weight: number;

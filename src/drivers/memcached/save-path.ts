@@ -1,6 +1,6 @@
 import { SessionConfigError } from '../../errors.js';
 
-/** One memcached server from `savePath`. */
+/** One memcached server of a `servers` list (CodeIgniter's `savePath`). */
 export interface MemcachedServer {
   host: string;
   port: number;
@@ -18,13 +18,10 @@ const SERVER =
  * Parses `host:port[:weight][,host:port[:weight]…]`. Whitespace around entries is ignored, a server
  * listed twice counts once (its first weight wins), and anything malformed is a configuration error.
  */
-export function parseMemcachedSavePath(savePath: string): MemcachedServer[] {
+export function parseMemcachedSavePath(savePath: string, option = 'savePath'): MemcachedServer[] {
   const entries = savePath.split(',').map((entry) => entry.trim());
   if (savePath.trim() === '' || entries.some((entry) => entry === '')) {
-    throw new SessionConfigError(
-      'savePath',
-      `the memcached driver needs its servers: ${ACCEPTED}.`,
-    );
+    throw new SessionConfigError(option, `the memcached driver needs its servers: ${ACCEPTED}.`);
   }
   const servers = new Map<string, MemcachedServer>();
   for (const entry of entries) {
@@ -34,7 +31,7 @@ export function parseMemcachedSavePath(savePath: string): MemcachedServer[] {
     const weight = match?.groups?.weight === undefined ? 1 : Number(match.groups.weight);
     if (host === undefined || port < 1 || port > 65535 || weight < 1) {
       throw new SessionConfigError(
-        'savePath',
+        option,
         `${JSON.stringify(entry)} is not a memcached server: ${ACCEPTED}; weights are whole numbers ≥ 1.`,
       );
     }

@@ -94,18 +94,28 @@ async function waitUntil(check: () => Promise<boolean>, what: string): Promise<v
   throw new Error(`timed out waiting for ${what}`);
 }
 
-export async function startMemcached(port: number): Promise<OwnMemcached> {
+/** How to start a server of the test's own. */
+export interface MemcachedOptions {
+  /** memcached's item size limit (`-I`, e.g. '32m'); memcached's default is 1 MB. */
+  readonly itemSizeMax?: string;
+  /** Memory for items, in megabytes (`-m`; default 32). */
+  readonly memoryMb?: number;
+}
+
+export async function startMemcached(
+  port: number,
+  options: MemcachedOptions = {},
+): Promise<OwnMemcached> {
+  const args = ['-u', 'root', '-l', '127.0.0.1', '-p', String(port)];
+  args.push('-m', String(options.memoryMb ?? 32));
+  if (options.itemSizeMax !== undefined) args.push('-I', options.itemSizeMax);
   let child: ChildProcess | undefined;
   const launch = async () => {
     if (await canConnect('127.0.0.1', port, 200)) {
       throw new Error(`port ${port} is already in use; stop whatever listens there and rerun`);
     }
     // In the foreground as our child, so it can be killed by its own PID and dies with the test.
-    const started = spawn(
-      'memcached',
-      ['-u', 'root', '-l', '127.0.0.1', '-p', String(port), '-m', '32'],
-      { stdio: 'ignore' },
-    );
+    const started = spawn('memcached', args, { stdio: 'ignore' });
     started.once('error', () => {});
     // Also when the test run ends early (a failed assertion in before(), Ctrl-C).
     const killOnExit = () => started.kill('SIGKILL');
