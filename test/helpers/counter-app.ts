@@ -1,14 +1,19 @@
 /**
- * A tiny Express app used by the multi-process and crash tests: run as a child process with the
- * session config as JSON in KEEPSAKE_TEST_CONFIG; it prints `listening <port>` when ready.
+ * A tiny Express app used by the multi-process, crash and fault tests: run as a child process with
+ * the session config as JSON in KEEPSAKE_TEST_CONFIG (and a driver to build in KEEPSAKE_TEST_DRIVER,
+ * see driver-spec.ts); it prints `listening <port>` when ready.
  *   GET /inc          read counter, wait KEEPSAKE_TEST_DELAY ms (to widen the race), write counter+1
+ *   GET /slow-inc?ms  read counter, print `holding`, wait ms, write counter+1 (a request that stalls)
  *   GET /count        the counter (read-only: no lock)
  *   GET /hold?ms=N    takes the session lock and holds it N ms (for crash tests)
+ *   GET /logout       destroys the session
  */
 import express from 'express';
 import { session } from '../../src/adapters/express.js';
+import { type DriverSpec, driverOf } from './driver-spec.js';
 
 const config = JSON.parse(process.env.KEEPSAKE_TEST_CONFIG ?? '{}') as Record<string, unknown>;
+const driverSpec = process.env.KEEPSAKE_TEST_DRIVER;
 const delayMs = Number(process.env.KEEPSAKE_TEST_DELAY ?? '0');
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -16,12 +21,20 @@ const app = express();
 app.use(
   session({
     ...config,
+    ...(driverSpec === undefined ? {} : { driver: driverOf(JSON.parse(driverSpec) as DriverSpec) }),
     readOnly: (request) => request.url === '/count',
   }),
 );
 app.get('/inc', async (request, response) => {
   const current = Number(request.session.get('count') ?? 0);
   if (delayMs > 0) await pause(delayMs);
+  request.session.set('count', current + 1);
+  response.json({ count: current + 1 });
+});
+app.get('/slow-inc', async (request, response) => {
+  const current = Number(request.session.get('count') ?? 0);
+  process.stdout.write('holding\n');
+  await pause(Number(request.query.ms ?? 1_000));
   request.session.set('count', current + 1);
   response.json({ count: current + 1 });
 });
@@ -33,6 +46,10 @@ app.get('/hold', async (request, response) => {
   process.stdout.write('holding\n');
   await pause(Number(request.query.ms ?? 60_000));
   response.json({ held: true });
+});
+app.get('/logout', async (request, response) => {
+  await request.session.destroy();
+  response.json({ loggedOut: true });
 });
 
 const server = app.listen(0, '127.0.0.1', () => {

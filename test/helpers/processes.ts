@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import type { DriverSpec } from './driver-spec.js';
 
 export interface ChildServer {
   readonly url: string;
@@ -16,13 +17,16 @@ const counterApp = fileURLToPath(new URL('./counter-app.ts', import.meta.url));
 /** Starts test/helpers/counter-app.ts in its own process with the given session config. */
 export async function startCounterServer(
   config: Record<string, unknown>,
-  options: { delayMs?: number } = {},
+  options: { delayMs?: number; driver?: DriverSpec } = {},
 ): Promise<ChildServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', counterApp], {
     env: {
       ...process.env,
       KEEPSAKE_TEST_CONFIG: JSON.stringify(config),
       KEEPSAKE_TEST_DELAY: String(options.delayMs ?? 0),
+      ...(options.driver === undefined
+        ? {}
+        : { KEEPSAKE_TEST_DRIVER: JSON.stringify(options.driver) }),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
