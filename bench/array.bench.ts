@@ -1,56 +1,75 @@
 /** The array (memory) driver vs express-session's MemoryStore. */
 import { createRequire } from 'node:module';
 import type { RequestHandler } from 'express';
-import { session } from 'keepsake/express';
-import type { BenchApps, BenchGroup } from './harness.js';
+import { type SessionMiddleware, type SessionMiddlewareOptions, session } from 'keepsake/express';
+import type { BenchApp, BenchApps, BenchGroup } from './harness.js';
+import { methodSession, propertySession } from './workloads.js';
 
 const require = createRequire(import.meta.url);
 
-/** express-session's request view: the counter is a plain property of req.session. */
-export type PeerSessionRequest = { session: Record<string, unknown> };
+/** keepsake's default session lifetime (CodeIgniter's sess_expiration); the peers' cookies get it too. */
+export const SESSION_LIFETIME_SECONDS = 7200;
 
-/** express-session with a given store, configured as its docs recommend for a counter app. */
-export function expressSession(store?: unknown): RequestHandler {
+/**
+ * keepsake's Express middleware with `config`. Garbage collection of expired sessions is off, as
+ * the peers' pruning timers are, so that neither side is measured doing housekeeping (and the
+ * counted phase counts the requests' own work only). `cleanUp` runs after the shutdown, or when
+ * the middleware fails to start.
+ */
+export async function keepsakeApp(
+  config: SessionMiddlewareOptions,
+  cleanUp?: () => Promise<void>,
+): Promise<BenchApp> {
+  let middleware: SessionMiddleware;
+  try {
+    middleware = session({ gcProbability: 0, ...config });
+    await middleware.manager.ready();
+  } catch (error) {
+    await cleanUp?.();
+    throw error;
+  }
+  return {
+    middleware: middleware as unknown as RequestHandler,
+    session: methodSession,
+    close: async () => {
+      await middleware.manager.shutdown();
+      await cleanUp?.();
+    },
+  };
+}
+
+/**
+ * express-session with a store, as the stores' READMEs recommend: `resave: false` (an unchanged
+ * session is only touched), `saveUninitialized: false` (a visitor who stores nothing gets no
+ * session), and a cookie that lives as long as keepsake's sessions.
+ */
+export function expressSession(
+  store?: unknown,
+  lifetimeSeconds = SESSION_LIFETIME_SECONDS,
+): RequestHandler {
   const expressSessionFactory = require('express-session') as (options: object) => RequestHandler;
   return expressSessionFactory({
     secret: 'keepsake-bench',
     resave: false,
-    saveUninitialized: true,
+    saveUninitialized: false,
+    cookie: { maxAge: lifetimeSeconds * 1000 },
     ...(store === undefined ? {} : { store }),
   });
 }
 
-/** read/write of the counter for express-session based peers. */
-export const peerCounter = {
-  read: (request: unknown) => Number((request as PeerSessionRequest).session.count ?? 0),
-  write: (request: unknown, value: number) => {
-    (request as PeerSessionRequest).session.count = value;
-  },
-};
-
-/** read/write of the counter for keepsake. */
-export const keepsakeCounter = {
-  read: (request: unknown) =>
-    Number((request as { session: { get(key: string): unknown } }).session.get('count') ?? 0),
-  write: (request: unknown, value: number) => {
-    (request as { session: { set(key: string, value: unknown): void } }).session.set(
-      'count',
-      value,
-    );
-  },
-};
+/** express-session with `store`; `cleanUp` runs when the server stops. */
+export function peerApp(store?: unknown, cleanUp?: () => Promise<void>, lifetimeSeconds?: number) {
+  return {
+    middleware: expressSession(store, lifetimeSeconds),
+    session: propertySession,
+    ...(cleanUp === undefined ? {} : { close: cleanUp }),
+  } satisfies BenchApp;
+}
 
 export const apps: BenchApps = {
-  'keepsake-array': async () => {
-    const middleware = session({ driver: 'array' });
-    return {
-      middleware: middleware as unknown as RequestHandler,
-      ...keepsakeCounter,
-      close: () => middleware.manager.shutdown(),
-    };
-  },
-  'express-session-memory': async () => ({ middleware: expressSession(), ...peerCounter }),
-  'floor-middleware': async () => ({ middleware: floorMiddleware, ...keepsakeCounter }),
+  'keepsake-array': () => keepsakeApp({ driver: 'array' }),
+  'express-session-memory': async () => peerApp(),
+  'floor-middleware': async () => ({ middleware: floorMiddleware, session: methodSession }),
 };
 
 /**

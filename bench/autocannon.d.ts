@@ -21,6 +21,8 @@ declare module 'autocannon' {
     p99: number;
   }
   interface AutocannonResult {
+    /** Seconds the run lasted. */
+    duration: number;
     requests: Histogram & { total: number };
     latency: Histogram;
     non2xx: number;

@@ -1,50 +1,38 @@
 /**
  * Fastify: keepsake's plugin (array driver) vs @fastify/session with its default memory store, and
- * a bare Fastify app, on the same counter route and load as the other groups.
+ * a bare Fastify app, on the same routes and load as the other groups.
  *
- * The harness's server (bench/server.ts) hosts Express middleware only, so this file is its own
- * server: the harness starts it as the server process (FASTIFY_BENCH_APP=<app>) and loads it like
- * the others, and `extras()` reports the group in the harness's table format.
+ * The harness's server (bench/server.ts) hosts Express middleware only, so this file is the
+ * group's server: the harness runs it as the server process of each of its apps (BENCH_APP=<app>).
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyPluginCallback } from 'fastify';
 import { session } from 'keepsake/fastify';
+import { SESSION_LIFETIME_SECONDS } from './array.bench.js';
 import type { BenchApps, BenchGroup } from './harness.js';
-import { measureRounds, measureServer } from './harness.js';
-import { markdownTable } from './report.js';
+import { methodSession, ROUTES, type SessionAccess } from './workloads.js';
 
-/** The Express-hosted apps of the harness: none, this file measures Fastify apps itself. */
+/** The Express-hosted apps of the harness: none, this file serves its apps itself. */
 export const apps: BenchApps = {};
-export const groups: BenchGroup[] = [];
 
 const KEEPSAKE = 'keepsake-fastify-array';
 const PEER = 'fastify-session-memory';
 const BARE = 'bare-fastify';
-type AppName = typeof KEEPSAKE | typeof PEER | typeof BARE;
 
-/** The counter as each app reads and writes it. */
-interface Counter {
-  read(request: unknown): number;
-  write(request: unknown, value: number): void;
-}
+const thisFile = fileURLToPath(import.meta.url);
 
-interface CounterSession {
-  get(key: string): unknown;
-  set(key: string, value: unknown): void;
-}
-const sessionOf = (request: unknown) => (request as { session: CounterSession }).session;
-const sessionCounter: Counter = {
-  read: (request) => Number(sessionOf(request).get('count') ?? 0),
-  write: (request, value) => sessionOf(request).set('count', value),
-};
+export const groups: BenchGroup[] = [
+  { title: 'fastify memory', keepsake: KEEPSAKE, peer: PEER, bare: BARE, server: thisFile },
+];
 
-async function buildApp(name: AppName): Promise<FastifyInstance> {
+async function buildApp(name: string): Promise<FastifyInstance> {
   const app = Fastify();
-  let counter: Counter = { read: () => 0, write: () => {} };
+  let access: SessionAccess | null = null;
   if (name === KEEPSAKE) {
-    await app.register(session({ driver: 'array' }));
-    counter = sessionCounter;
+    // Expired-session GC off, as in every keepsake app of the bench (see keepsakeApp()).
+    await app.register(session({ driver: 'array', gcProbability: 0 }));
+    access = methodSession;
   } else if (name === PEER) {
     // Loaded untyped: its declaration of request.session would clash with keepsake's.
     const require = createRequire(import.meta.url);
@@ -53,25 +41,27 @@ async function buildApp(name: AppName): Promise<FastifyInstance> {
       require('@fastify/session') as FastifyPluginCallback<Record<string, unknown>>,
       {
         secret: 'keepsake-bench-secret-of-at-least-32-characters',
-        cookie: { secure: false },
-        saveUninitialized: true,
+        cookie: { secure: false, maxAge: SESSION_LIFETIME_SECONDS * 1000 },
+        saveUninitialized: false,
       },
     );
-    counter = sessionCounter;
+    access = methodSession;
+  } else if (name !== BARE) {
+    throw new Error(`bench: fastify.bench.ts has no app "${name}"`);
   }
-  app.get('/', async (request) => {
-    const count = counter.read(request) + 1;
-    counter.write(request, count);
-    return { count };
-  });
+  for (const [route, handle] of Object.entries(ROUTES)) {
+    app.get(route, async (request, reply) => {
+      const { status, body } = handle(access, request, request.url);
+      reply.code(status);
+      return body;
+    });
+  }
   return app;
 }
 
-// ── server mode: this file started as the bench server of one app ─────────────────────────────
-
-const serving = process.env.FASTIFY_BENCH_APP as AppName | undefined;
-if (serving !== undefined) {
-  const app = await buildApp(serving);
+// Started as a server process by the harness (not imported): serve one app.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const app = await buildApp(process.env.BENCH_APP ?? BARE);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   process.stdout.write(`listening ${typeof address === 'object' && address ? address.port : 0}\n`);
@@ -79,32 +69,4 @@ if (serving !== undefined) {
     app.server.closeAllConnections();
     void app.close().finally(() => process.exit(0));
   });
-}
-
-// ── runner ───────────────────────────────────────────────────────────────────────────────────
-
-const thisFile = fileURLToPath(import.meta.url);
-
-const measureFastify = (name: string) =>
-  measureServer(name, { script: thisFile, env: { FASTIFY_BENCH_APP: name } }, name === BARE);
-
-/** Runs the Fastify group and returns its table (same columns as the harness's). */
-export async function extras(): Promise<string[]> {
-  process.stdout.write('fastify (own runner): ');
-  const measured = await measureRounds([BARE, KEEPSAKE, PEER], measureFastify, (text) =>
-    process.stdout.write(text),
-  );
-  process.stdout.write('\n');
-  const result = (name: AppName) => {
-    const found = measured.get(name);
-    if (found === undefined) throw new Error(`bench: ${name} was not measured`);
-    return found;
-  };
-  const [bare, keepsake, peer] = [result(BARE), result(KEEPSAKE), result(PEER)];
-  const group: BenchGroup = { title: 'fastify memory', keepsake: KEEPSAKE, peer: PEER };
-  return [
-    '**Fastify** (keepsake plugin, array driver, vs @fastify/session with its memory store; bare Fastify as the ceiling):',
-    '',
-    markdownTable([{ group, bare, keepsake, peer }]),
-  ];
 }
