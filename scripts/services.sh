@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Makes the session stores keepsake's tests talk to available on loopback: installs memcached and
-# Chromium from Debian's packages when missing, and starts PostgreSQL, MariaDB, Redis and memcached
-# when they are not answering. Safe to run again; it changes nothing that already works.
+# Makes the session stores keepsake's tests talk to available on loopback: installs memcached,
+# Chromium and PHP (for the CodeIgniter app) from Debian's packages when missing, and starts
+# PostgreSQL, MariaDB, Redis and memcached when they are not answering. Safe to run again; it
+# changes nothing that already works.
 set -euo pipefail
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -21,6 +22,13 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v memcached >/dev/null || missing+=(memcached)
 command -v chromium >/dev/null || missing+=(chromium)
+# PHP runs a real CodeIgniter 4 app beside keepsake (test/codeigniter): the CLI and the extensions
+# CodeIgniter 4.1.3 requires (curl, intl, mbstring, xml) or its session drivers use.
+php_modules=$(php -m 2>/dev/null || true)
+for pair in cli:Core curl:curl intl:intl mbstring:mbstring xml:dom redis:redis memcached:memcached \
+  pgsql:pgsql mysql:mysqli; do
+  grep -qix "${pair#*:}" <<<"$php_modules" || missing+=("php-${pair%%:*}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   as_root apt-get update -qq

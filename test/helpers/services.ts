@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 
 /** True when the CI asks for every service-backed test to run (a missing server is then a failure). */
@@ -31,6 +32,27 @@ export async function serviceSkip(
   if (servicesRequired) throw new Error(`${message}, and KEEPSAKE_REQUIRE_SERVICES=1 requires it.`);
   process.stderr.write(
     `\n*** SKIPPING ${name} tests: ${message}. Start it (see .ci/run) to run them. ***\n\n`,
+  );
+  return `${message} (skipped; set KEEPSAKE_REQUIRE_SERVICES=1 to make this a failure)`;
+}
+
+/**
+ * Like serviceSkip, for a program the tests start (e.g. `php`): a skip reason when `command args`
+ * cannot run on a developer machine; an error when KEEPSAKE_REQUIRE_SERVICES=1.
+ */
+export async function commandSkip(
+  name: string,
+  command: string,
+  args: readonly string[] = ['--version'],
+): Promise<string | false> {
+  const runs = await new Promise<boolean>((resolve) => {
+    execFile(command, args, { timeout: 10_000 }, (error) => resolve(error === null));
+  });
+  if (runs) return false;
+  const message = `${name} is not installed (\`${[command, ...args].join(' ')}\` failed)`;
+  if (servicesRequired) throw new Error(`${message}, and KEEPSAKE_REQUIRE_SERVICES=1 requires it.`);
+  process.stderr.write(
+    `\n*** SKIPPING ${name} tests: ${message}. Install it (scripts/services.sh does) to run them. ***\n\n`,
   );
   return `${message} (skipped; set KEEPSAKE_REQUIRE_SERVICES=1 to make this a failure)`;
 }
