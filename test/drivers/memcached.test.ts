@@ -789,8 +789,9 @@ describe('memcached weighted pool', { skip: poolSkip }, () => {
           assert.equal(dataOnHeavy, lockOnHeavy, 'data and lock share a server');
         if (dataOnHeavy) onHeavy += 1;
       };
-      for (let start = 0; start < sessions; start += 100) {
-        await Promise.all(Array.from({ length: 100 }, (_, offset) => storeOne(start + offset)));
+      const batch = 25;
+      for (let start = 0; start < sessions; start += batch) {
+        await Promise.all(Array.from({ length: batch }, (_, offset) => storeOne(start + offset)));
       }
       const heavyShare = onHeavy / sessions;
       assert.ok(

@@ -16,7 +16,8 @@ export function uniqueCookieName(label: string): string {
 
 /** A `memcache` client on one server, for looking at keys directly. */
 export function directClient(address: string): Memcache {
-  return new Memcache({ nodes: [address], timeout: 2_000 });
+  // Generous: this client answers a timeout with a miss, which a loaded machine must not turn into a failure.
+  return new Memcache({ nodes: [address], timeout: 10_000 });
 }
 
 /** Seconds until `key` expires on the server at host:port (meta get), -1 for never, null when absent. */
