@@ -22,6 +22,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v memcached >/dev/null || missing+=(memcached)
 command -v chromium >/dev/null || missing+=(chromium)
+# The bench's SQLite peer (connect-sqlite3 → sqlite3) links the system's SQLite (.ci/run).
+[ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 # PHP runs a real CodeIgniter 4 app beside keepsake (test/codeigniter): the CLI and the extensions
 # CodeIgniter 4.1.3 requires (curl, intl, mbstring, xml) or its session drivers use.
 php_modules=$(php -m 2>/dev/null || true)
