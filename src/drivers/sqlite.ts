@@ -8,6 +8,7 @@ import type {
   SessionStore,
   TouchOutcome,
 } from './contract.js';
+import { lockedWith, payloadOf } from './payload-bytes.js';
 import { requirePeer } from './peer.js';
 
 type Bindings = Readonly<Record<string, unknown>>;
@@ -52,17 +53,6 @@ const GC_BATCH = 500;
 const NO_IP = '0.0.0.0';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const SIMPLE = { simple: true } as const;
-/** Keeps a leading byte-order mark: the payload comes back byte for byte. */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** The payload, or null when the bytes are not UTF-8 (no keepsake write made them). */
-function decode(data: Buffer): string | null {
-  try {
-    return UTF8.decode(data);
-  } catch {
-    return null;
-  }
-}
 
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -168,15 +158,7 @@ class SqliteStore implements SessionStore {
       throw error;
     }
     if (row === undefined) return { locked: false };
-    if (row.data === null) return { locked: true, payload: null };
-    const payload = decode(row.data);
-    return payload === null
-      ? {
-          locked: true,
-          payload: null,
-          unreadable: `the data column holds ${row.data.length} bytes that are not UTF-8 text`,
-        }
-      : { locked: true, payload };
+    return lockedWith(row.data, 'the data column');
   }
 
   async renewLock(key: SessionKey, token: string): Promise<boolean> {
@@ -239,7 +221,7 @@ class SqliteStore implements SessionStore {
     const row = this.#sql.peek.get({ ...this.#slot(key), liveAfter: this.#liveAfter() }) as
       | { data: Buffer }
       | undefined;
-    return row === undefined ? null : decode(row.data);
+    return row === undefined ? null : payloadOf(row.data);
   }
 
   /**

@@ -3,12 +3,12 @@ import { FakeClock } from '../clock.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, type SessionConfig } from '../config.js';
 import type { SessionKey } from '../drivers/contract.js';
 import { SessionStoreError, SessionValueError } from '../errors.js';
-import type { RequestInfo } from '../lifecycle.js';
 import { SessionManager } from '../manager.js';
 import type { Session } from '../session.js';
 import { type ConformanceTarget, recordingLogger, type TestFunctions } from './conformance.js';
 import { delay, isUnlocked, newToken } from './conformance-store.js';
 import { type FaultyStore, faultyDriver } from './faulty-store.js';
+import { requestFor } from './request-for.js';
 
 interface ManagerHarness {
   readonly manager: SessionManager;
@@ -18,11 +18,7 @@ interface ManagerHarness {
   readonly warnings: string[];
 }
 
-const request = (id?: string): RequestInfo => ({
-  cookieHeader: id === undefined ? undefined : `ci_session=${id}`,
-  ip: '127.0.0.1',
-  ajax: false,
-});
+const request = (id?: string) => requestFor(id);
 
 /** One whole request: start, `work`, cookies, commit. */
 async function visit(

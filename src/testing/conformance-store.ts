@@ -87,7 +87,8 @@ export async function isUnlocked(store: SessionStore, key: SessionKey): Promise<
   return true;
 }
 
-function protocolFor(harness: StoreHarness): LockProtocol {
+/** The core's lock protocol over an opened store, as a session manager runs it. */
+export function protocolFor(harness: StoreHarness): LockProtocol {
   return new LockProtocol(harness.store, {
     driver: harness.driver.name,
     lockTtlMs: harness.context.lockTtlMs,

@@ -7,3 +7,4 @@ export {
   type TestFunctions,
 } from './conformance.js';
 export { type Fault, FaultyStore, faultyDriver } from './faulty-store.js';
+export { requestFor } from './request-for.js';

@@ -5,15 +5,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import {
-  DEFAULT_TABLE,
-  database,
-  type SqlDialect,
-  sessionTableSql,
-} from '../../src/drivers/database.js';
+import { DEFAULT_TABLE, database, sessionTableSql } from '../../src/drivers/database.js';
 import { lock } from '../../src/testing/conformance-store.js';
 import { openStore } from '../../src/testing/index.js';
-import { countRows, dropTable, runSql, urlOf } from '../drivers/database/servers.js';
+import {
+  countRows,
+  DATABASE_SERVERS,
+  dropTable,
+  runSql,
+  urlOf,
+} from '../drivers/database/servers.js';
 import { serviceSkip } from '../helpers/services.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/keepsake.ts', import.meta.url));
@@ -124,10 +125,7 @@ describe('keepsake migration: command line', () => {
   }
 });
 
-const servers: [SqlDialect, string, number][] = [
-  ['postgres', 'PostgreSQL', 5432],
-  ['mysql', 'MariaDB', 3306],
-];
+const servers = DATABASE_SERVERS;
 
 for (const [dialect, label, port] of servers) {
   const skip = await serviceSkip(label, '127.0.0.1', port);

@@ -7,13 +7,13 @@ import type { DriverContext, SessionStore } from '../../src/drivers/contract.js'
 import { type DatabaseConnection, database, type SqlDialect } from '../../src/drivers/database.js';
 import { SessionConfigError, SessionStoreError } from '../../src/errors.js';
 import { createSessionId } from '../../src/id.js';
-import { LockProtocol } from '../../src/lock-protocol.js';
-import { delay, lock, newToken, put } from '../../src/testing/conformance-store.js';
-import { openStore, type StoreHarness } from '../../src/testing/index.js';
+import { delay, lock, newToken, protocolFor, put } from '../../src/testing/conformance-store.js';
+import { openStore } from '../../src/testing/index.js';
 import { serviceSkip } from '../helpers/services.js';
 import {
   countRows,
   createTable,
+  DATABASE_SERVERS,
   dropTable,
   lockRowsTable,
   MYSQL_URL,
@@ -22,22 +22,9 @@ import {
   urlOf,
 } from './database/servers.js';
 
-const servers: [SqlDialect, string, number][] = [
-  ['postgres', 'PostgreSQL', 5432],
-  ['mysql', 'MariaDB', 3306],
-];
+const servers = DATABASE_SERVERS;
 
 const newKey = () => ({ id: createSessionId(), ip: null });
-
-/** The core's lock protocol over a store, as the session manager runs it. */
-function protocolOf({ store, context }: StoreHarness): LockProtocol {
-  return new LockProtocol(store, {
-    driver: 'database',
-    lockTtlMs: context.lockTtlMs,
-    ioTimeoutMs: context.ioTimeoutMs,
-    logger: context.logger,
-  });
-}
 
 describe('database driver configuration (no server needed)', () => {
   it('rejects a table that is not a table name when the driver is created', () => {
@@ -207,7 +194,7 @@ for (const [dialect, label, port] of servers) {
         (error: unknown) => error instanceof Error && error.message.includes(command),
       );
       // What a client may be shown names neither the table nor SQL; the log gets the command.
-      await assert.rejects(protocolOf(harness).peek(newKey()), (error: unknown) => {
+      await assert.rejects(protocolFor(harness).peek(newKey()), (error: unknown) => {
         assert.ok(error instanceof SessionStoreError);
         assert.equal(error.status, 503);
         assert.ok(!error.message.includes(goneTable), error.message);
@@ -321,9 +308,9 @@ for (const [dialect, label, port] of servers) {
       await put(crashed, session, '{"n":1}');
       await lock(crashed.store, session);
       await crashed.store.close(); // its pool ends without releasing, as a crash would
-      const taken = await protocolOf(survivor).acquire(session, 3_000);
+      const taken = await protocolFor(survivor).acquire(session, 3_000);
       assert.equal(taken.payload, '{"n":1}');
-      await protocolOf(survivor).destroy(taken.lock);
+      await protocolFor(survivor).destroy(taken.lock);
     });
 
     it('bounds a query blocked by a table lock with ioTimeout', async () => {
@@ -331,7 +318,7 @@ for (const [dialect, label, port] of servers) {
       const release = await lockTableElsewhere(dialect, table);
       try {
         await assert.rejects(
-          protocolOf(harness).peek(newKey()),
+          protocolFor(harness).peek(newKey()),
           (error: unknown) => error instanceof SessionStoreError && error.status === 503,
         );
       } finally {

@@ -11,11 +11,12 @@ import type { SessionDriver, SessionStore } from '../../src/drivers/contract.js'
 import { database, type SqlDialect } from '../../src/drivers/database.js';
 import { SessionStoreError } from '../../src/errors.js';
 import { createSessionId } from '../../src/id.js';
-import { type RequestInfo, SessionManager } from '../../src/manager.js';
+import { SessionManager } from '../../src/manager.js';
 import type { Session } from '../../src/session.js';
 import { recordingLogger } from '../../src/testing/conformance.js';
 import { isUnlocked, lock, newToken, put } from '../../src/testing/conformance-store.js';
 import { openStore } from '../../src/testing/index.js';
+import { requestFor } from '../../src/testing/request-for.js';
 import { serviceSkip } from '../helpers/services.js';
 import {
   contender,
@@ -28,6 +29,7 @@ import { countingPool } from './database/counting-pool.js';
 import { observedDriver, type StoreFailure } from './database/observed-store.js';
 import {
   createTable,
+  DATABASE_SERVERS,
   dropTable,
   MYSQL_URL,
   NO_IP,
@@ -38,18 +40,11 @@ import {
   urlOf,
 } from './database/servers.js';
 
-const servers: [SqlDialect, string, number][] = [
-  ['postgres', 'PostgreSQL', 5432],
-  ['mysql', 'MariaDB', 3306],
-];
+const servers = DATABASE_SERVERS;
 
 const newKey = () => ({ id: createSessionId(), ip: null });
 
-const request = (id?: string): RequestInfo => ({
-  cookieHeader: id === undefined ? undefined : `ci_session=${id}`,
-  ip: '127.0.0.1',
-  ajax: false,
-});
+const request = (id?: string) => requestFor(id);
 
 /** One whole request: start, `work`, cookies, commit. */
 async function visit(

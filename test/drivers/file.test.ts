@@ -29,7 +29,6 @@ import {
   SessionStoreError,
 } from '../../src/errors.js';
 import { createSessionId } from '../../src/id.js';
-import { LockProtocol } from '../../src/lock-protocol.js';
 import { SessionManager } from '../../src/manager.js';
 import {
   type ConformanceTarget,
@@ -43,8 +42,10 @@ import {
   lock,
   newKey,
   newToken,
+  protocolFor,
   put,
 } from '../../src/testing/conformance-store.js';
+import { requestFor } from '../../src/testing/request-for.js';
 
 const root = await mkdtemp(join(tmpdir(), 'keepsake-file-test-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -87,15 +88,6 @@ async function withStore(
   }
 }
 
-function protocolFor({ store, context }: StoreHarness): LockProtocol {
-  return new LockProtocol(store, {
-    driver: 'file',
-    lockTtlMs: context.lockTtlMs,
-    ioTimeoutMs: context.ioTimeoutMs,
-    logger: context.logger,
-  });
-}
-
 function pathOf(directory: string, key: SessionKey): string {
   return sessionFilePath(directory, 'ci_session', key);
 }
@@ -106,11 +98,7 @@ async function backdate(path: string, ms: number): Promise<void> {
   await utimes(path, past, past);
 }
 
-const request = (id?: string) => ({
-  cookieHeader: id === undefined ? undefined : `ci_session=${id}`,
-  ip: '127.0.0.1',
-  ajax: false,
-});
+const request = (id?: string) => requestFor(id);
 
 describe('file driver: options and the directory', () => {
   it('locks with flock when the fs-ext addon is installed (also by default), and with mkdir when asked to', async () => {

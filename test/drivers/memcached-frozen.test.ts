@@ -3,18 +3,14 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { memcached } from '../../src/drivers/memcached.js';
 import { SessionStoreError } from '../../src/errors.js';
-import type { RequestInfo } from '../../src/lifecycle.js';
 import { SessionManager } from '../../src/manager.js';
+import { requestFor } from '../../src/testing/request-for.js';
 import { memcachedBinarySkip, type OwnMemcached, startMemcached } from './memcached/servers.js';
 
 const skip = await memcachedBinarySkip();
 const PORT = 11415;
 
-const request = (id?: string): RequestInfo => ({
-  cookieHeader: id === undefined ? undefined : `ci_session=${id}`,
-  ip: '127.0.0.1',
-  ajax: false,
-});
+const request = (id?: string) => requestFor(id);
 
 describe('memcached frozen during a lock attempt', { skip }, () => {
   let server: OwnMemcached | undefined;

@@ -3,10 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { Memcache } from 'memcache';
 import { memcached } from '../../src/drivers/memcached.js';
 import { SessionStoreError } from '../../src/errors.js';
-import type { RequestInfo } from '../../src/lifecycle.js';
 import { SessionManager } from '../../src/manager.js';
 import { openStore } from '../../src/testing/conformance.js';
 import { lock, newKey, put } from '../../src/testing/conformance-store.js';
+import { requestFor } from '../../src/testing/request-for.js';
 import { memcachedBinarySkip, type OwnMemcached, startMemcached } from './memcached/servers.js';
 
 const skip = await memcachedBinarySkip();
@@ -22,11 +22,7 @@ function textOfBytes(bytes: number): string {
   return text + 'x'.repeat(bytes - Buffer.byteLength(text));
 }
 
-const request = (id?: string): RequestInfo => ({
-  cookieHeader: id === undefined ? undefined : `ci_session=${id}`,
-  ip: '127.0.0.1',
-  ajax: false,
-});
+const request = (id?: string) => requestFor(id);
 
 describe('memcached large sessions', { skip }, () => {
   let server: OwnMemcached | undefined;

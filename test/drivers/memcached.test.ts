@@ -9,16 +9,21 @@ import { parseMemcachedSavePath } from '../../src/drivers/memcached/save-path.js
 import { type MemcachedClient, memcached } from '../../src/drivers/memcached.js';
 import { SessionConfigError, SessionLockLostError } from '../../src/errors.js';
 import { createSessionId } from '../../src/id.js';
-import type { RequestInfo } from '../../src/lifecycle.js';
-import { LockProtocol } from '../../src/lock-protocol.js';
 import { SessionManager } from '../../src/manager.js';
 import {
   type ConformanceTarget,
   openStore,
   runConformanceSuite,
-  type StoreHarness,
 } from '../../src/testing/conformance.js';
-import { delay, lock, newKey, newToken, put } from '../../src/testing/conformance-store.js';
+import {
+  delay,
+  lock,
+  newKey,
+  newToken,
+  protocolFor,
+  put,
+} from '../../src/testing/conformance-store.js';
+import { requestFor } from '../../src/testing/request-for.js';
 import { serviceSkip } from '../helpers/services.js';
 import { countRoundTrips } from './memcached/round-trips.js';
 import {
@@ -37,15 +42,6 @@ import {
 const skip = await serviceSkip('memcached', SHARED_HOST, SHARED_PORT);
 const poolSkip = await memcachedBinarySkip();
 const POOL_PORTS = [11411, 11412] as const;
-
-function protocolOver(harness: StoreHarness): LockProtocol {
-  return new LockProtocol(harness.store, {
-    driver: harness.driver.name,
-    lockTtlMs: harness.context.lockTtlMs,
-    ioTimeoutMs: harness.context.ioTimeoutMs,
-    logger: harness.context.logger,
-  });
-}
 
 /** Takes the session's lock with a new token, waiting at most `boundMs` for it to become free. */
 async function lockWhenFree(
@@ -66,11 +62,7 @@ async function lockWhenFree(
   }
 }
 
-const request = (cookieName: string, id?: string): RequestInfo => ({
-  cookieHeader: id === undefined ? undefined : `${cookieName}=${id}`,
-  ip: '127.0.0.1',
-  ajax: false,
-});
+const request = (cookieName: string, id?: string) => requestFor(id, { cookieName });
 
 describe('memcached servers list', () => {
   it('parses host:port[:weight] lists, ignoring whitespace and duplicates', () => {
@@ -202,7 +194,7 @@ describe('memcached driver on one server', { skip }, () => {
   it('with a client of your own, a holder whose lock expired and was taken over cannot write, touch or destroy', async () => {
     const harness = await openStore(injectedTarget, { lockTtlMs: 300 });
     const { store } = harness;
-    const protocol = protocolOver(harness);
+    const protocol = protocolFor(harness);
     try {
       const key = newKey();
       await put(harness, key, '{"user":"ada"}');
@@ -330,7 +322,7 @@ describe('memcached driver on one server', { skip }, () => {
         assert.equal(await harness.store.writeAndUnlock(key, token, '{"cart":[1]}', 60), true);
         assert.equal(await client.get(dataKey), '{"cart":[1]}');
         // The same through the core: an unchanged session whose item is gone is written back.
-        const protocol = protocolOver(harness);
+        const protocol = protocolFor(harness);
         const held = await protocol.acquire(key, 1_000);
         await client.delete(dataKey);
         await protocol.touch(held.lock, '{"cart":[1]}', 60);
@@ -456,11 +448,11 @@ describe('memcached driver on one server', { skip }, () => {
     try {
       const key = { id: createSessionId(), ip: null };
       const lockKey = `${cookieName}:{${key.id}}:lock`;
-      const held = await protocolOver(harness).acquire(key, 1_000);
+      const held = await protocolFor(harness).acquire(key, 1_000);
       // As if the lock had been evicted and another process had taken the session meanwhile.
       await client.set(lockKey, 'another-process', 5);
       await assert.rejects(
-        protocolOver(harness).write(held.lock, '{"v":1}', 60),
+        protocolFor(harness).write(held.lock, '{"v":1}', 60),
         SessionLockLostError,
       );
       assert.equal(await client.get(lockKey), 'another-process');
@@ -502,7 +494,7 @@ describe('memcached driver on one server', { skip }, () => {
     const harness = await open({ lockTtlMs: 300 });
     try {
       const { store } = harness;
-      const protocol = protocolOver(harness);
+      const protocol = protocolFor(harness);
       const key = newKey();
       await put(harness, key, '{"n":1}');
       const stalled = await protocol.acquire(key, 1_000);
@@ -544,7 +536,7 @@ describe('memcached driver on one server', { skip }, () => {
     const harness = await open({ lockTtlMs: 4_000 });
     const client = directClient(SHARED_SERVER);
     try {
-      const protocol = protocolOver(harness);
+      const protocol = protocolFor(harness);
       const key = { id: createSessionId(), ip: null };
       const dataKey = `${cookieName}:{${key.id}}`;
       let held = await protocol.acquire(key, 1_000);
@@ -567,7 +559,7 @@ describe('memcached driver on one server', { skip }, () => {
   it('refuses to save after a stall longer than the lock could live', async () => {
     const harness = await open({ lockTtlMs: 1_000 });
     try {
-      const protocol = protocolOver(harness);
+      const protocol = protocolFor(harness);
       const key = { id: createSessionId(), ip: null };
       const held = await protocol.acquire(key, 1_000);
       // A blocked event loop: no renewal could run, so the lock may have expired.
@@ -589,7 +581,7 @@ describe('memcached driver on one server', { skip }, () => {
       { cookieName },
     );
     try {
-      const protocol = protocolOver(harness);
+      const protocol = protocolFor(harness);
       const key = { id: createSessionId(), ip: null };
       const dataKey = `${cookieName}:{${key.id}}`;
       let held = await protocol.acquire(key, 1_000);
@@ -638,7 +630,7 @@ describe('memcached driver on one server', { skip }, () => {
       assert.deepEqual(await harness.store.lockAndRead(key, token), {
         locked: true,
         payload: null,
-        unreadable: 'the memcached item is not UTF-8 text',
+        unreadable: 'the memcached item holds 4 bytes that are not UTF-8 text',
       });
       assert.equal(await harness.store.destroyAndUnlock(key, token), true);
       const [read] = await raw.send([{ line: `mg ${dataKey} v` }]);

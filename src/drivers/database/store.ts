@@ -7,29 +7,18 @@ import type {
   SessionStore,
   TouchOutcome,
 } from '../contract.js';
+import { lockedWith, payloadOf } from '../payload-bytes.js';
 import { lockTableName, migrationCommand, type TableName, tableText } from './schema.js';
 import type { RowKey, SessionTable } from './session-table.js';
 
 /** ip_address is NOT NULL (and part of the key under matchIP); rows without matchIP use this. */
 const NO_IP = '0.0.0.0';
 
-/** Keeps a leading byte-order mark: the payload comes back byte for byte. */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
 function rowKey(key: SessionKey): RowKey {
   if (key.ip === null) return { id: key.id, ip: NO_IP };
   // PostgreSQL's inet takes no zone index; an address it cannot parse shares one slot.
   const ip = key.ip.replace(/%.*$/, '');
   return { id: key.id, ip: net.isIP(ip) === 0 ? NO_IP : ip };
-}
-
-/** The payload, or null when the bytes are not UTF-8 (no keepsake write made them). */
-function decode(data: Buffer): string | null {
-  try {
-    return UTF8.decode(data);
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -69,16 +58,8 @@ export class DatabaseStore implements SessionStore {
       this.#table.tryLock(rowKey(key), token, nowMs + this.#context.lockTtlMs, nowMs),
     );
     if (row === null) return { locked: false };
-    if (row.data === null || row.timestamp <= this.#liveAfter())
-      return { locked: true, payload: null };
-    const payload = decode(row.data);
-    return payload === null
-      ? {
-          locked: true,
-          payload: null,
-          unreadable: `the data column holds ${row.data.length} bytes that are not UTF-8 text`,
-        }
-      : { locked: true, payload };
+    const live = row.data !== null && row.timestamp > this.#liveAfter();
+    return lockedWith(live ? row.data : null, 'the data column');
   }
 
   renewLock(key: SessionKey, token: string): Promise<boolean> {
@@ -120,7 +101,7 @@ export class DatabaseStore implements SessionStore {
   /** A record that is not UTF-8 reads as no session here; the next locked request replaces it. */
   async peek(key: SessionKey): Promise<string | null> {
     const data = await this.#run(() => this.#table.peek(rowKey(key), this.#liveAfter()));
-    return data === null ? null : decode(data);
+    return data === null ? null : payloadOf(data);
   }
 
   gc(maxLifetimeSeconds: number): Promise<number> {

@@ -1,7 +1,7 @@
-import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { payloadOf } from '../payload-bytes.js';
 import { errorCode } from './io-timeout.js';
 
 /** What a session file holds: its text, or why it cannot be a payload. */
@@ -17,10 +17,8 @@ export async function readContent(handle: FileHandle, stats: Stats): Promise<Ses
     filled += bytesRead;
   }
   const bytes = buffer.subarray(0, filled);
-  // Decoding bad bytes would replace them silently; the core replaces an unreadable session instead.
-  return isUtf8(bytes)
-    ? { text: bytes.toString('utf8') }
-    : { unreadable: 'the session file is not valid UTF-8' };
+  const text = payloadOf(bytes);
+  return text === null ? { unreadable: 'the session file is not valid UTF-8' } : { text };
 }
 
 /**

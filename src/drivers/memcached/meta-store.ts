@@ -1,5 +1,5 @@
-import { isUtf8 } from 'node:buffer';
 import type { LockAttempt, SessionKey, SessionStore, TouchOutcome } from '../contract.js';
+import { lockedWith } from '../payload-bytes.js';
 import type { MemcachedConnection } from './connection.js';
 import { exptime, lockItemSeconds } from './expiry.js';
 import { type ItemKeys, itemKeys } from './keys.js';
@@ -259,11 +259,7 @@ export class MetaStore implements SessionStore {
     const bytes = reply.value;
     held.dataCas = bytes === undefined ? null : (flagOf(reply, 'c') ?? null);
     this.#remember(held);
-    if (bytes === undefined) return { locked: true, payload: null };
-    if (!isUtf8(bytes)) {
-      return { locked: true, payload: null, unreadable: 'the memcached item is not UTF-8 text' };
-    }
-    return { locked: true, payload: bytes.toString('utf8') };
+    return lockedWith(bytes ?? null, 'the memcached item');
   }
 
   /**

@@ -8,6 +8,12 @@ export const MYSQL_URL = 'mysql://root@127.0.0.1:3306/test';
 
 export const urlOf = (dialect: SqlDialect) => (dialect === 'postgres' ? POSTGRES_URL : MYSQL_URL);
 
+/** The machine's two database servers: dialect, name for messages, port. */
+export const DATABASE_SERVERS: readonly [SqlDialect, string, number][] = [
+  ['postgres', 'PostgreSQL', 5432],
+  ['mysql', 'MariaDB', 3306],
+];
+
 /** Runs SQL (several statements separated by ";\n" allowed) on a short-lived connection. */
 export async function runSql(dialect: SqlDialect, sql: string): Promise<void> {
   const statements = sql
