@@ -173,9 +173,27 @@ function resolveDriver(options: SessionConfig): SessionDriver {
   );
 }
 
+const COOKIE_OPTIONS = new Set(['path', 'domain', 'secure', 'sameSite']);
+
+/** Why a cookie option is not one, and what to use instead. */
+function unknownCookieOption(name: string): string {
+  const lowered = name.toLowerCase();
+  if (lowered === 'maxage' || lowered === 'expires') {
+    return `unknown cookie option; the session's lifetime is keepsake's expiration option (seconds, CodeIgniter's sessionExpiration), which sets the cookie's Max-Age too.`;
+  }
+  if (lowered === 'httponly') {
+    return 'unknown cookie option; the session cookie is always HttpOnly, so that no script on the page can read the session ID (it cannot be turned off).';
+  }
+  return `unknown cookie option; the cookie options are ${[...COOKIE_OPTIONS].join(', ')} (its lifetime is the expiration option, and HttpOnly is always on).`;
+}
+
 function resolveCookie(cookie: CookieOptions | undefined): ResolvedCookieOptions {
   if (cookie !== undefined && (typeof cookie !== 'object' || cookie === null)) {
     throw new SessionConfigError('cookie', `expected an object, got ${describe(cookie)}.`);
+  }
+  for (const name of Object.keys(cookie ?? {})) {
+    if (!COOKIE_OPTIONS.has(name))
+      throw new SessionConfigError(`cookie.${name}`, unknownCookieOption(name));
   }
   const path = cookie?.path ?? '/';
   const domain = cookie?.domain ?? '';

@@ -1,11 +1,54 @@
 import { type ResolvedConfig, resolveConfig, type SessionConfig, storeLifetime } from './config.js';
-import type { SessionStore } from './drivers/contract.js';
+import type { DriverContext, SessionDriver, SessionStore } from './drivers/contract.js';
+import { SessionStoreError } from './errors.js';
 import { type LifecycleContext, type RequestInfo, RequestLifecycle } from './lifecycle.js';
 import { LockProtocol } from './lock-protocol.js';
 import { KeyedQueue } from './locks.js';
 import { INTERNAL, Session, type SessionData } from './session.js';
 
 export { normalizeIp, type RequestInfo } from './lifecycle.js';
+
+/** Opening a driver (connect, check the table or directory) may take this many IO timeouts. */
+const OPEN_TIMEOUT_IO_TIMEOUTS = 3;
+
+/**
+ * Opens `driver`, failing with SessionStoreError after `timeoutMs`: a store that cannot be
+ * reached must fail ready() fast, not hang it. A store that opens after that is closed again.
+ */
+async function openWithin(
+  driver: SessionDriver,
+  context: DriverContext,
+  timeoutMs: number,
+): Promise<SessionStore> {
+  const opening = driver.open(context);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new SessionStoreError(
+            driver.name,
+            'open',
+            new Error(`the store did not answer within ${timeoutMs} ms (3 × ioTimeout)`),
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([opening, timeout]);
+  } catch (error) {
+    opening
+      .then(
+        (late) => late.close(),
+        () => {},
+      )
+      .catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Runs sessions for adapters, or for code without a framework: `start()` at the beginning of a
@@ -94,15 +137,19 @@ export class SessionManager {
   async #openDriver(): Promise<LifecycleContext> {
     const config = this.config;
     const lifetimeSeconds = storeLifetime(config);
-    const store: SessionStore = await config.driver.open({
-      cookieName: config.cookieName,
-      matchIP: config.matchIP,
-      lifetimeSeconds,
-      lockTtlMs: config.lockTtl,
-      ioTimeoutMs: config.ioTimeout,
-      clock: config.clock,
-      logger: config.logger,
-    });
+    const store = await openWithin(
+      config.driver,
+      {
+        cookieName: config.cookieName,
+        matchIP: config.matchIP,
+        lifetimeSeconds,
+        lockTtlMs: config.lockTtl,
+        ioTimeoutMs: config.ioTimeout,
+        clock: config.clock,
+        logger: config.logger,
+      },
+      OPEN_TIMEOUT_IO_TIMEOUTS * config.ioTimeout,
+    );
     const protocol = new LockProtocol(store, {
       driver: config.driver.name,
       lockTtlMs: config.lockTtl,

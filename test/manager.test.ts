@@ -383,6 +383,13 @@ describe('configuration errors', () => {
       /a driver object with a name and an open\(context\) method/,
     ],
     [{ maxSessions: 5 } as SessionConfig, /an option of the array driver now/],
+    [{ cookie: { maxAge: 60 } } as SessionConfig, /cookie\.maxAge.*keepsake's expiration option/],
+    [{ cookie: { httpOnly: false } } as SessionConfig, /cookie\.httpOnly.*always HttpOnly/],
+    [{ cookie: { sameSIte: 'Lax' } } as SessionConfig, /cookie\.sameSIte.*the cookie options are path, domain, secure, sameSite/],
+    [{ driver: 'file', savePath: 'relative/dir' }, /absolute directory/],
+    [{ driver: 'redis', savePath: 'localhost' }, /Invalid Redis save path/],
+    [{ driver: 'memcached', savePath: 'nowhere' }, /host:port/],
+    [{ driver: 'database', savePath: 'sessions' }, /database driver needs/],
     [{ driver: 'file', connection: 'x' }, /the file driver takes no connection/],
     [{ gcProbability: 5, gcDivisor: 2 }, /gcDivisor/],
   ];

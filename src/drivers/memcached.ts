@@ -1,4 +1,4 @@
-import { SessionConfigError } from '../errors.js';
+import { SessionConfigError, SessionStoreError } from '../errors.js';
 import type { DriverContext, SessionDriver, SessionStore } from './contract.js';
 import { isMemcachedClient, type MemcachedClient } from './memcached/client.js';
 import { keyPrefix } from './memcached/keys.js';
@@ -47,7 +47,12 @@ export function memcached(options: MemcachedDriverOptions): SessionDriver {
       name: 'memcached',
       maxPayloadBytes: MAX_PAYLOAD_BYTES,
       async open(context: DriverContext): Promise<SessionStore> {
-        return new PortableStore(client, keyPrefix(context.cookieName), context.lockTtlMs);
+        const prefix = keyPrefix(context.cookieName);
+        // The app's client may never have reached its server: ready() must say so now.
+        await client.get(`${prefix}keepsake-ready`).catch((error: unknown) => {
+          throw new SessionStoreError('memcached', 'connect', error);
+        });
+        return new PortableStore(client, prefix, context.lockTtlMs);
       },
     };
   }

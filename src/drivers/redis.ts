@@ -179,6 +179,10 @@ export function redis(options: RedisDriverOptions): SessionDriver {
             `keepsake: the redis driver uses the ${injected.kind} it was given; the server in its url is ignored (only prefix= counts).`,
           );
         }
+        // The app's client may never have reached its server: ready() must say so now.
+        await injected.send(keyPrefix, ['PING']).catch((error: unknown) => {
+          throw new SessionStoreError('redis', 'connect', error);
+        });
         return new RedisStore(injected, false, keyPrefix, context.lockTtlMs);
       }
       const target = parsed as RedisSavePath & { server: NonNullable<RedisSavePath['server']> };
