@@ -55,6 +55,12 @@ export interface SessionConfig {
   gcDivisor?: number;
   /** The largest session (serialized, in bytes) to store; a bigger one fails with SessionValueError. */
   maxPayloadBytes?: number;
+  /**
+   * Store a new session, and send its cookie, even when it holds no userdata — CodeIgniter's
+   * behaviour. Off by default: a visitor who stores nothing (a crawler, a health check) gets no
+   * cookie and leaves nothing in the store.
+   */
+  createEmptySessions?: boolean;
   logger?: SessionLogger;
 }
 
@@ -77,6 +83,7 @@ export interface ResolvedConfig {
   readonly gcProbability: number;
   readonly gcDivisor: number;
   readonly maxPayloadBytes: number;
+  readonly createEmptySessions: boolean;
   readonly logger: SessionLogger;
 }
 
@@ -99,6 +106,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'gcProbability',
   'gcDivisor',
   'maxPayloadBytes',
+  'createEmptySessions',
   'logger',
 ]);
 
@@ -324,6 +332,7 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
       driver.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       64,
     ),
+    createEmptySessions: boolean(options, 'createEmptySessions', false),
     logger,
   };
 }

@@ -11,7 +11,7 @@ import { createSessionId, isValidSessionId } from './id.js';
 import type { HeldLock, LockProtocol } from './lock-protocol.js';
 import type { KeyedQueue } from './locks.js';
 import type { SessionLogger } from './log.js';
-import { ageMarkers, isPlainRecord, LAST_REGENERATE_KEY } from './markers.js';
+import { ageMarkers, isPlainRecord, LAST_REGENERATE_KEY, VARS_KEY } from './markers.js';
 import { assertStorable, deserialize, serialize } from './serializer.js';
 import type { SessionInternals, SessionState } from './session.js';
 
@@ -45,6 +45,8 @@ export interface LifecycleContext {
   readonly regenerateGraceSeconds: number;
   readonly lockWaitMs: number;
   readonly maxPayloadBytes: number;
+  /** Store (and send the cookie of) a new session that holds no userdata, as CodeIgniter does. */
+  readonly createEmptySessions: boolean;
   readonly clock: Clock;
   readonly logger: SessionLogger;
 }
@@ -87,8 +89,16 @@ export class RequestLifecycle implements SessionInternals {
   /** The payload as read from the store; a write happens only when the data serializes differently. */
   #storedPayload: string | null = null;
   #issuedNewId = false;
+  /**
+   * A new session the store has not heard of: its ID is neither locked nor stored until commit
+   * finds userdata to store. Nobody else can know the ID before its cookie goes out, so nothing
+   * can contend for it meanwhile — and a visitor who stores nothing costs no store round trip.
+   */
+  #deferred = false;
   #idChanged = false;
   #headersSent = false;
+  /** The cookie of this session's current ID went out with the headers. */
+  #cookieSent = false;
   /** commit() or destroy() has run: the store is done with. */
   #finished = false;
 
@@ -125,6 +135,10 @@ export class RequestLifecycle implements SessionInternals {
     this.#finished = true;
     if (this.state !== 'open') return;
     this.state = 'closed';
+    if (this.#deferred) {
+      await this.#storeNew();
+      return;
+    }
     const held = this.#held;
     this.#held = undefined;
     if (held === undefined) return;
@@ -147,6 +161,44 @@ export class RequestLifecycle implements SessionInternals {
     }
   }
 
+  /** Whether this is a session worth storing: it holds userdata, or empty sessions are kept too. */
+  #worthStoring(): boolean {
+    if (this.#context.createEmptySessions) return true;
+    for (const key of this.data.keys()) {
+      if (key !== LAST_REGENERATE_KEY && key !== VARS_KEY) return true;
+    }
+    return false;
+  }
+
+  /** Stores a new session at commit, when it has something to store, under a freshly locked ID. */
+  async #storeNew(): Promise<void> {
+    if (!this.#worthStoring()) return;
+    if (this.#headersSent && !this.#cookieSent) {
+      this.#context.logger.warn(
+        `keepsake: session ${this.id.slice(0, 8)}… got its first data after the response headers were sent, so its cookie could not be sent and the data cannot be found again. Set session data before writing the response.`,
+      );
+      return;
+    }
+    const payload = this.#payload();
+    const { protocol, lifetimeSeconds } = this.#context;
+    for (;;) {
+      const taken = await this.#take(this.#key(this.id));
+      try {
+        // 128 random bits never collide in practice; if they do, the stored session is not ours.
+        if (taken.payload === null && taken.unreadable === undefined) {
+          await protocol.write(taken.held.lock, payload, lifetimeSeconds);
+          return;
+        }
+        await protocol.release(taken.held.lock);
+      } finally {
+        taken.held.releaseQueue();
+      }
+      if (this.#cookieSent)
+        throw new Error('keepsake: a new session ID collided after its cookie was sent.');
+      this.id = createSessionId();
+    }
+  }
+
   close(): Promise<void> {
     return this.commit();
   }
@@ -159,13 +211,14 @@ export class RequestLifecycle implements SessionInternals {
     this.#headersSent = true;
     const { cookieName, cookie, expiration, timeToUpdate, clock } = this.#context;
     if (this.state === 'destroyed') {
-      return this.#incomingId !== undefined || this.#issuedNewId
-        ? [deletionCookie(cookieName, cookie)]
-        : [];
+      return this.#incomingId !== undefined ? [deletionCookie(cookieName, cookie)] : [];
     }
     if (this.id === '') return [];
+    // A new session that ends up storing nothing gets no cookie either.
+    if (this.#deferred && !this.#worthStoring()) return [];
     const refresh = (this.#ajax || timeToUpdate === 0) && this.#incomingId === this.id;
     if (this.#issuedNewId || this.#idChanged || refresh) {
+      this.#cookieSent = true;
       return [sessionCookie(cookieName, this.id, expiration, clock(), cookie)];
     }
     return [];
@@ -180,6 +233,12 @@ export class RequestLifecycle implements SessionInternals {
     // Everything that can fail comes before the new lock is taken or after the old one is handed
     // to the protocol, which releases it whatever happens.
     const now = nowSeconds(clock);
+    if (this.#deferred) {
+      // Nothing is stored under the ID yet: a new one is all it takes.
+      this.id = createSessionId();
+      this.data.set(LAST_REGENERATE_KEY, now);
+      return;
+    }
     const old = this.#held;
     const oldId = this.id;
     const fresh = await this.#takeFreshId();
@@ -297,12 +356,12 @@ export class RequestLifecycle implements SessionInternals {
       );
       id = movedTo;
     }
-    // No stored session: a client never chooses its ID (strict mode), so a fresh one is issued.
-    const fresh = await this.#takeFreshId();
-    this.#held = fresh.held;
+    // No stored session: a client never chooses its ID (strict mode), so a fresh one is issued,
+    // and taken in the store only once there is something to store.
     this.#storedPayload = null;
     this.#issuedNewId = true;
-    this.id = fresh.id;
+    this.#deferred = true;
+    this.id = createSessionId();
     this.data = new Map();
   }
 

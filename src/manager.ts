@@ -170,6 +170,7 @@ export class SessionManager {
       regenerateGraceSeconds: config.regenerateGrace,
       lockWaitMs: config.lockWait,
       maxPayloadBytes: config.maxPayloadBytes,
+      createEmptySessions: config.createEmptySessions,
       clock: config.clock,
       logger: config.logger,
     };

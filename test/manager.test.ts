@@ -66,12 +66,63 @@ async function visit(
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('SessionManager: IDs and cookies', () => {
-  it('issues a fresh ID and a cookie to a request without one', async () => {
+  it('issues a fresh ID and a cookie to a request without one that stores something', async () => {
     const { manager } = harness();
-    const { session, cookies } = await visit(manager, request());
+    const { session, cookies } = await visit(manager, request(), (s) => s.set('a', 1));
     assert.match(session.id, /^[0-9a-f]{32}$/);
     assert.equal(cookies.length, 1);
     assert.ok(cookies[0]?.startsWith(`ci_session=${session.id};`));
+  });
+
+  it('a request without a cookie that stores nothing gets no cookie and costs no store call', async () => {
+    const { manager, handler } = harness({ timeToUpdate: 300 });
+    await manager.ready();
+    for (let visitor = 0; visitor < 100; visitor += 1) {
+      const { session, cookies } = await visit(manager, request(), (s) => {
+        s.get('user');
+        s.setFlashdata('gone', null);
+        s.remove('gone');
+      });
+      assert.match(session.id, /^[0-9a-f]{32}$/);
+      assert.deepEqual(cookies, []);
+    }
+    assert.deepEqual(handler.store.calls, [], 'the store was never asked anything');
+  });
+
+  it('createEmptySessions stores and cookies an empty new session, as CodeIgniter does', async () => {
+    const { manager, handler } = harness({ createEmptySessions: true });
+    const { session, cookies } = await visit(manager, request());
+    assert.ok(cookies[0]?.startsWith(`ci_session=${session.id};`));
+    assert.match(
+      (await handler.store.peek({ id: session.id, ip: null })) ?? '',
+      /__ci_last_regenerate/,
+    );
+  });
+
+  it('a new session keeps its ID through regenerate() before anything is stored, and is stored under the final one', async () => {
+    const { manager, handler } = harness();
+    const session = await manager.start(request());
+    const first = session.id;
+    await session.regenerate(true);
+    assert.notEqual(session.id, first);
+    session.set('a', 1);
+    const cookies = manager.setCookies(session);
+    await manager.commit(session);
+    assert.ok(cookies[0]?.startsWith(`ci_session=${session.id};`));
+    assert.equal(await handler.store.peek({ id: first, ip: null }), null);
+    assert.match((await handler.store.peek({ id: session.id, ip: null })) ?? '', /"a":1/);
+  });
+
+  it('data set on a new session after its headers went out is not stored, with a warning', async () => {
+    const { manager, handler, logs } = harness();
+    const session = await manager.start(request());
+    assert.deepEqual(manager.setCookies(session), []);
+    session.set('late', true);
+    await manager.commit(session);
+    assert.equal(await handler.store.peek({ id: session.id, ip: null }), null);
+    assert.ok(
+      logs.some((line) => line.startsWith('warn') && line.includes('after the response headers')),
+    );
   });
 
   it('sends no cookie while the ID is unchanged', async () => {
@@ -353,7 +404,7 @@ describe('SessionManager: garbage collection', () => {
     const { manager, handler, logs } = harness({ gcProbability: 1, gcDivisor: 1 });
     await visit(manager, request());
     assert.equal(handler.count('gc'), 0);
-    await pause(10);
+    for (let waited = 0; waited < 2_000 && handler.count('gc') === 0; waited += 10) await pause(10);
     assert.equal(handler.count('gc'), 1);
     assert.ok(logs.some((line) => line.includes('GC removed')));
   });
@@ -385,7 +436,10 @@ describe('configuration errors', () => {
     [{ maxSessions: 5 } as SessionConfig, /an option of the array driver now/],
     [{ cookie: { maxAge: 60 } } as SessionConfig, /cookie\.maxAge.*keepsake's expiration option/],
     [{ cookie: { httpOnly: false } } as SessionConfig, /cookie\.httpOnly.*always HttpOnly/],
-    [{ cookie: { sameSIte: 'Lax' } } as SessionConfig, /cookie\.sameSIte.*the cookie options are path, domain, secure, sameSite/],
+    [
+      { cookie: { sameSIte: 'Lax' } } as SessionConfig,
+      /cookie\.sameSIte.*the cookie options are path, domain, secure, sameSite/,
+    ],
     [{ driver: 'file', savePath: 'relative/dir' }, /absolute directory/],
     [{ driver: 'redis', savePath: 'localhost' }, /Invalid Redis save path/],
     [{ driver: 'memcached', savePath: 'nowhere' }, /host:port/],

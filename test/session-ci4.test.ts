@@ -122,6 +122,8 @@ async function withManager(
     regenerateDestroy: false,
     clock: clock.now,
     gcProbability: 0,
+    // CodeIgniter stores and cookies every session it starts, empty or not.
+    createEmptySessions: true,
     ...options,
   });
   try {

@@ -85,6 +85,22 @@ export function lifecycleInvariants(target: ConformanceTarget, test: TestFunctio
   }
 
   describe('invariants of keepsake over the store', () => {
+    it('10 000 visitors who store nothing leave no record and cost no store call; the first set() creates the session', () =>
+      withManager({}, async ({ manager, store }) => {
+        for (let visitor = 0; visitor < 10_000; visitor += 1) {
+          const session = await manager.start(request());
+          session.get('user');
+          assert.deepEqual(manager.setCookies(session), []);
+          await manager.commit(session);
+        }
+        assert.deepEqual(store().calls, [], 'the store was never asked anything');
+        const created = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+        assert.match(
+          (await store().inner.peek({ id: created.id, ip: null })) ?? '',
+          /"user":"ada"/,
+        );
+      }));
+
     it('a failed write keeps the previous data and frees the lock', () =>
       withManager({}, async ({ manager, store }) => {
         const { id } = await visit(manager, undefined, (s) => s.set('user', 'ada'));
@@ -111,7 +127,8 @@ export function lifecycleInvariants(target: ConformanceTarget, test: TestFunctio
           SessionStoreError,
         );
         store().methodFaults.clear();
-        await delay(800);
+        // The write reaches the store 600 ms late, lands, and releases the lock itself.
+        assert.deepEqual(await stillLocked(store(), [{ id, ip: null }], 5_000), []);
         const after = await visit(manager, id);
         assert.equal(after.get('user'), 'bob', 'the late write landed, and nothing after it');
       }));

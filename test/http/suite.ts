@@ -127,11 +127,22 @@ export function runHttpSuite(factory: AppFactory): void {
       const jar = new CookieJar();
       const chosen = 'a'.repeat(32);
       jar.set('ci_session', chosen);
-      const response = await jar.fetch(`${app().url}/get`);
-      const body = await response.json();
+      await jar.fetch(`${app().url}/set`);
+      const body = await (await jar.fetch(`${app().url}/get`)).json();
       assert.match(body.id, ID);
       assert.notEqual(body.id, chosen);
       assert.equal(jar.get('ci_session'), body.id);
+      assert.equal(body.name, 'ada');
+    });
+
+    it('a visitor who stores nothing gets no cookie, and the first set() creates the session', async () => {
+      const jar = new CookieJar();
+      const visit = await jar.fetch(`${app().url}/get`);
+      assert.deepEqual(visit.headers.getSetCookie(), []);
+      assert.equal((await visit.json()).name, null);
+      const stored = await jar.fetch(`${app().url}/set`);
+      assert.match(stored.headers.getSetCookie()[0] ?? '', /^ci_session=[0-9a-f]{32};/);
+      assert.equal((await (await jar.fetch(`${app().url}/get`)).json()).name, 'ada');
     });
 
     it('destroy deletes the data and sends a deletion cookie', async () => {
@@ -213,11 +224,13 @@ export function runHttpSuite(factory: AppFactory): void {
     });
   });
 
-  describe(`${name}: AJAX requests`, () => {
+  describe(`${name}: AJAX requests (CodeIgniter's always-created sessions)`, () => {
     const clock = new FakeClock();
-    const app = serve(factory, () => ({ session: { driver: 'array', clock: clock.now } }), {
-      '/id': ({ session }) => ({ id: session.id }),
-    });
+    const app = serve(
+      factory,
+      () => ({ session: { driver: 'array', clock: clock.now, createEmptySessions: true } }),
+      { '/id': ({ session }) => ({ id: session.id }) },
+    );
 
     it('never regenerates on AJAX, and refreshes the cookie on every AJAX response', async () => {
       const jar = new CookieJar();
@@ -257,7 +270,8 @@ export function runHttpSuite(factory: AppFactory): void {
       const fromV6 = new CookieJar();
       fromV6.set('ci_session', jar.get('ci_session') ?? '');
       assert.equal((await (await fromV6.fetch(`http://[::1]:${port}/get`)).json()).who, null);
-      assert.notEqual(fromV6.get('ci_session'), jar.get('ci_session'));
+      await fromV6.fetch(`http://[::1]:${port}/set`);
+      assert.notEqual(fromV6.get('ci_session'), jar.get('ci_session'), 'a new session, a new ID');
     });
   });
 
@@ -272,9 +286,9 @@ export function runHttpSuite(factory: AppFactory): void {
       '/count': ({ session }) => ({ count: session.get('count') }),
     });
 
-    it('200 concurrent read-modify-write requests on one session count to exactly 200', async () => {
+    it('200 concurrent read-modify-write requests on one session add exactly 200', async () => {
       const jar = new CookieJar();
-      await jar.fetch(`${app().url}/count`);
+      await jar.fetch(`${app().url}/inc`);
       const cookie = jar.header() ?? '';
       const responses = await Promise.all(
         Array.from({ length: 200 }, () => fetch(`${app().url}/inc`, { headers: { cookie } })),
@@ -284,9 +298,9 @@ export function runHttpSuite(factory: AppFactory): void {
       );
       assert.deepEqual(
         counts.sort((left, right) => left - right),
-        Array.from({ length: 200 }, (_, index) => index + 1),
+        Array.from({ length: 200 }, (_, index) => index + 2),
       );
-      assert.equal((await (await jar.fetch(`${app().url}/count`)).json()).count, 200);
+      assert.equal((await (await jar.fetch(`${app().url}/count`)).json()).count, 201);
     });
   });
 
