@@ -67,8 +67,12 @@ export class AdapterKit<Request> {
     return this.manager.commit(session).catch((error: unknown) => this.report(error, why));
   }
 
-  /** Logs a failure of the session (with its cause) through the configured logger. */
+  /**
+   * Logs a failure of the request through the configured logger — except a store failure or a
+   * lock timeout (a 503), which the core reports itself, rate-limited, with its cause.
+   */
   report(error: unknown, why = 'saving the session failed'): void {
+    if (error instanceof SessionError && error.status === 503) return;
     this.manager.config.logger.error(`keepsake: ${why}`, error);
   }
 

@@ -9,6 +9,9 @@ export class SessionError extends Error {
     this.name = new.target.name;
     this.code = code;
     this.status = status;
+    // A 503 is an operational failure, not a bug: frameworks that print the stack to the client
+    // (Express outside production) show this line only. The cause keeps its own stack for logs.
+    if (status === 503) this.stack = `${this.name}: ${message}`;
   }
 
   /** Express and Koa read `statusCode`/`expose` to decide what to send. */
@@ -131,5 +134,23 @@ export class SessionHeadersSentError extends SessionError {
         'Call it before writing the response.',
       500,
     );
+  }
+}
+
+/**
+ * An express-session method that keepsake's locking model gives no meaning to (`reload()`); the
+ * message says why and what to call instead. Thrown, or passed to the method's callback when given.
+ */
+export class SessionUnsupportedError extends SessionError {
+  /** The method called, e.g. `reload`. */
+  readonly method: string;
+
+  constructor(method: string, reason: string, instead: string) {
+    super(
+      'KEEPSAKE_UNSUPPORTED',
+      `keepsake: session.${method}() is not supported: ${reason}. ${instead}`,
+      500,
+    );
+    this.method = method;
   }
 }

@@ -1,5 +1,6 @@
 import { type Clock, nowSeconds } from './clock.js';
 import { type CookieAttributes, deletionCookie, readCookie, sessionCookie } from './cookie.js';
+import { publish } from './diagnostics.js';
 import type { SessionKey } from './drivers/contract.js';
 import {
   SessionClosedError,
@@ -187,6 +188,7 @@ export class RequestLifecycle implements SessionInternals {
         // 128 random bits never collide in practice; if they do, the stored session is not ours.
         if (taken.payload === null && taken.unreadable === undefined) {
           await protocol.write(taken.held.lock, payload, lifetimeSeconds);
+          publish.sessionCreated(this.#context.driverName);
           return;
         }
         await protocol.release(taken.held.lock);
@@ -263,6 +265,10 @@ export class RequestLifecycle implements SessionInternals {
     } finally {
       old.releaseQueue();
     }
+    publish.sessionRegenerated(
+      this.#context.driverName,
+      destroyOld || regenerateGraceSeconds === 0,
+    );
     logger.debug(
       `keepsake: regenerated ${oldId.slice(0, 8)}… → ${fresh.id.slice(0, 8)}…${destroyOld ? ' (old ID deleted)' : ''}`,
     );
@@ -284,6 +290,7 @@ export class RequestLifecycle implements SessionInternals {
     } finally {
       held.releaseQueue();
     }
+    publish.sessionDestroyed(this.#context.driverName);
     logger.debug(`keepsake: destroyed session ${this.id.slice(0, 8)}…`);
   }
 
@@ -399,7 +406,10 @@ export class RequestLifecycle implements SessionInternals {
     const slot = key.ip === null ? key.id : `${key.id}@${key.ip}`;
     // Uncontended, the queue is taken at once, without a promise to wait on.
     const releaseQueue = queue.tryAcquire(slot) ?? (await queue.acquire(slot, lockWaitMs));
-    if (releaseQueue === undefined) throw new SessionLockTimeoutError(lockWaitMs, driverName);
+    if (releaseQueue === undefined) {
+      publish.lockTimeout(driverName, performance.now() - started);
+      throw new SessionLockTimeoutError(lockWaitMs, driverName);
+    }
     const queuedMs = performance.now() - started;
     if (queuedMs > 50) {
       logger.debug(
@@ -411,9 +421,12 @@ export class RequestLifecycle implements SessionInternals {
         key,
         Math.max(0, lockWaitMs - queuedMs),
       );
+      publish.lockWait(driverName, performance.now() - started);
       return { held: { lock, releaseQueue }, payload, unreadable };
     } catch (error) {
       releaseQueue();
+      if (error instanceof SessionLockTimeoutError)
+        publish.lockTimeout(driverName, performance.now() - started);
       throw error;
     }
   }

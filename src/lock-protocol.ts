@@ -7,6 +7,7 @@ import {
   SessionStoreError,
 } from './errors.js';
 import type { SessionLogger } from './log.js';
+import { StoreHealth } from './store-health.js';
 
 /** Lock tokens only have to be unique, not secret: a random part per process and a counter. */
 const TOKEN_PREFIX = randomBytes(9).toString('base64url');
@@ -54,6 +55,8 @@ export interface LockProtocolOptions {
   readonly lockTtlMs: number;
   readonly ioTimeoutMs: number;
   readonly logger: SessionLogger;
+  /** Where store failures are reported (shared with whoever opened the store); one of its own otherwise. */
+  readonly health?: StoreHealth;
 }
 
 /**
@@ -66,10 +69,12 @@ export interface LockProtocolOptions {
 export class LockProtocol {
   readonly #store: SessionStore;
   readonly #options: LockProtocolOptions;
+  readonly #health: StoreHealth;
 
   constructor(store: SessionStore, options: LockProtocolOptions) {
     this.#store = store;
     this.#options = options;
+    this.#health = options.health ?? new StoreHealth(options.driver, options.logger);
   }
 
   get store(): SessionStore {
@@ -93,6 +98,7 @@ export class LockProtocol {
       let outcome: Awaited<typeof attempt>;
       try {
         outcome = await this.#bounded(attempt);
+        this.#health.succeeded();
       } catch (error) {
         // Given up on, it may still take the lock when the store wakes: give that lock back then.
         // A client that gave up too (its own query timeout) cannot say whether the server still
@@ -208,7 +214,9 @@ export class LockProtocol {
   /** Reads without a lock. */
   async peek(key: SessionKey): Promise<string | null> {
     try {
-      return await this.#bounded(this.#store.peek(key));
+      const payload = await this.#bounded(this.#store.peek(key));
+      this.#health.succeeded();
+      return payload;
     } catch (error) {
       throw this.#storeError('read', error);
     }
@@ -266,7 +274,9 @@ export class LockProtocol {
     for (let failures = 0; ; failures += 1) {
       const call = run();
       try {
-        return await this.#bounded(call, deadline - performance.now());
+        const result = await this.#bounded(call, deadline - performance.now());
+        this.#health.succeeded();
+        return result;
       } catch (error) {
         const retry =
           !(error instanceof IoTimeoutError) &&
@@ -357,8 +367,10 @@ export class LockProtocol {
     return new SessionLockLostError(this.#options.driver, operation, this.#ttl());
   }
 
+  /** The error a request fails with (503); a store failure is also reported to the operator. */
   #storeError(operation: string, error: unknown): SessionError {
     if (error instanceof SessionError) return error;
+    this.#health.failed(operation, error);
     return new SessionStoreError(this.#options.driver, operation, error);
   }
 

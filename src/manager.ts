@@ -1,15 +1,22 @@
 import { type ResolvedConfig, resolveConfig, type SessionConfig, storeLifetime } from './config.js';
+import { publish } from './diagnostics.js';
 import type { DriverContext, SessionDriver, SessionStore } from './drivers/contract.js';
 import { SessionStoreError } from './errors.js';
 import { type LifecycleContext, type RequestInfo, RequestLifecycle } from './lifecycle.js';
 import { LockProtocol } from './lock-protocol.js';
 import { KeyedQueue } from './locks.js';
 import { INTERNAL, Session, type SessionData } from './session.js';
+import { StoreHealth } from './store-health.js';
 
 export { normalizeIp, type RequestInfo } from './lifecycle.js';
 
 /** Opening a driver (connect, check the table or directory) may take this many IO timeouts. */
 const OPEN_TIMEOUT_IO_TIMEOUTS = 3;
+/**
+ * After a failed open, requests answer 503 at once for this long instead of each waiting for
+ * another connection attempt; then the next request tries again.
+ */
+const OPEN_RETRY_AFTER_MS = 1_000;
 
 /**
  * Opens `driver`, failing with SessionStoreError after `timeoutMs`: a store that cannot be
@@ -61,6 +68,9 @@ export class SessionManager {
   readonly #queue = new KeyedQueue();
   #context: LifecycleContext | undefined;
   #opening: Promise<LifecycleContext> | undefined;
+  /** The last failure to open the driver, answered again until OPEN_RETRY_AFTER_MS has passed. */
+  #openFailure: { readonly error: unknown; readonly at: number } | undefined;
+  #health: StoreHealth | undefined;
   #gcRunning = false;
 
   constructor(options: SessionConfig = {}) {
@@ -104,6 +114,7 @@ export class SessionManager {
     const { protocol } = this.#context ?? (await this.#open());
     const started = performance.now();
     const removed = await protocol.gc(storeLifetime(this.config));
+    publish.gc(this.config.driver.name, removed, performance.now() - started);
     this.config.logger.debug(
       `keepsake: GC removed ${removed} expired sessions in ${Math.round(performance.now() - started)} ms`,
     );
@@ -121,17 +132,31 @@ export class SessionManager {
 
   #open(): Promise<LifecycleContext> {
     if (this.#context !== undefined) return Promise.resolve(this.#context);
+    const failure = this.#openFailure;
+    if (failure !== undefined && performance.now() - failure.at < OPEN_RETRY_AFTER_MS) {
+      return Promise.reject(failure.error);
+    }
     this.#opening ??= this.#openDriver().then(
       (context) => {
         this.#context = context;
+        this.#openFailure = undefined;
+        this.#healthOf().succeeded();
         return context;
       },
       (error: unknown) => {
         this.#opening = undefined;
+        this.#openFailure = { error, at: performance.now() };
+        // A bad setting is the app's to fix; an unreachable store is an outage to report.
+        if (error instanceof SessionStoreError) this.#healthOf().failed('open', error.cause);
         throw error;
       },
     );
     return this.#opening;
+  }
+
+  #healthOf(): StoreHealth {
+    this.#health ??= new StoreHealth(this.config.driver.name, this.config.logger);
+    return this.#health;
   }
 
   async #openDriver(): Promise<LifecycleContext> {
@@ -155,6 +180,7 @@ export class SessionManager {
       lockTtlMs: config.lockTtl,
       ioTimeoutMs: config.ioTimeout,
       logger: config.logger,
+      health: this.#healthOf(),
     });
     return {
       protocol,
@@ -182,9 +208,13 @@ export class SessionManager {
       return;
     this.#gcRunning = true;
     setImmediate(() => {
+      const started = performance.now();
       context.protocol
         .gc(storeLifetime(this.config))
-        .then((removed) => logger.debug(`keepsake: GC removed ${removed} expired sessions`))
+        .then((removed) => {
+          publish.gc(this.config.driver.name, removed, performance.now() - started);
+          logger.debug(`keepsake: GC removed ${removed} expired sessions`);
+        })
         .catch((error: unknown) => logger.error('keepsake: session GC failed', error))
         .finally(() => {
           this.#gcRunning = false;

@@ -92,6 +92,21 @@ for (const store of stores) {
         stopStore: () => running.kill(),
         restartStore: () => running.restart(),
       });
+      // The operator's log: the first failure with its cause, no line per request, the recovery once.
+      const log = app.errorOutput();
+      // (The app's own framework logs each 503 too; keepsake's lines carry its warning code.)
+      const failures =
+        log.match(/\[KEEPSAKE\] Warning: keepsake: the "\w+" session store failed/g) ?? [];
+      assert.ok(
+        failures.length >= 1 && failures.length <= 3,
+        `${failures.length} failure lines for an outage of many requests`,
+      );
+      assert.match(
+        log,
+        /127\.0\.0\.1|ECONNREFUSED|ECONNRESET|closed|terminated/i,
+        'the cause is logged',
+      );
+      assert.equal((log.match(/\[KEEPSAKE\].*session store answers again/g) ?? []).length, 1);
     });
 
     it('a frozen server: requests answer 503 within the IO timeout, and no orphan lock outlives it', async () => {

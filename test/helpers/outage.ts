@@ -38,7 +38,11 @@ export interface OutageScenario {
 export async function assertOutageAndRecovery(scenario: OutageScenario): Promise<void> {
   const { server, storeName, boundMs } = scenario;
   const jar = new CookieJar();
-  assert.equal((await jar.fetch(`${server.url}/inc`)).status, 200);
+  assert.equal(
+    (await jar.fetch(`${server.url}/inc`)).status,
+    200,
+    'the first request, before the outage',
+  );
   const cookie = jar.header();
 
   let stop = false;
@@ -62,7 +66,11 @@ export async function assertOutageAndRecovery(scenario: OutageScenario): Promise
     'every request during the outage was a 503',
   );
   for (const path of ['/inc', '/count']) {
-    assert.equal(await boundedGet(`${server.url}${path}`, cookie, boundMs), 503);
+    assert.equal(
+      await boundedGet(`${server.url}${path}`, cookie, boundMs),
+      503,
+      `${path} while down`,
+    );
   }
   assert.equal(server.child.exitCode, null, 'the app process is still running');
 
@@ -73,5 +81,9 @@ export async function assertOutageAndRecovery(scenario: OutageScenario): Promise
     if (status !== 200) await sleep(100);
   }
   assert.equal(status, 200, `the app serves again once ${storeName} is back, without a restart`);
-  assert.equal(await boundedGet(`${server.url}/count`, cookie, boundMs), 200);
+  assert.equal(
+    await boundedGet(`${server.url}/count`, cookie, boundMs),
+    200,
+    'a read-only request after the recovery',
+  );
 }

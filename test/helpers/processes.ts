@@ -8,6 +8,8 @@ export interface ChildServer {
   readonly child: ChildProcess;
   /** Resolves when the child prints a line equal to `line`. */
   waitForLine(line: string): Promise<void>;
+  /** What the child wrote to stderr so far (its log); it is also passed on to this process's stderr. */
+  errorOutput(): string;
   /** Kills the child (SIGKILL simulates a crash) and waits for it to exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -28,9 +30,14 @@ export async function startCounterServer(
         ? {}
         : { KEEPSAKE_TEST_DRIVER: JSON.stringify(options.driver) }),
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
+  let errorOutput = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    errorOutput += chunk;
+    process.stderr.write(chunk);
+  });
   const waiters: { line: string; resolve: () => void }[] = [];
   let buffered = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -71,6 +78,7 @@ export async function startCounterServer(
     url: `http://127.0.0.1:${port}`,
     child,
     waitForLine,
+    errorOutput: () => errorOutput,
     async kill(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');

@@ -61,14 +61,17 @@ export async function createOwnedConnection(
     commandOptions: { timeout: 0 },
   });
   const where = describeServer(server);
+  let connected = false;
   let failing = false;
   client.on('error', (error: unknown) => {
-    // One line per outage, not one per reconnect attempt.
-    if (failing) return;
+    // One line per outage, not one per reconnect attempt; before the first connection the
+    // failed connect itself is reported (ready() rejects), so nothing is logged here.
+    if (failing || !connected) return;
     failing = true;
     logger.error(`keepsake: lost the Redis connection to ${where}; reconnecting`, error);
   });
   client.on('ready', () => {
+    connected = true;
     if (!failing) return;
     failing = false;
     logger.warn(`keepsake: reconnected to Redis at ${where}.`);
