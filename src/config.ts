@@ -1,10 +1,12 @@
 import { type Clock, systemClock } from './clock.js';
-import type { CookieAttributes, SameSite } from './cookie.js';
+import type { CacheLimiter } from './cache-limiter.js';
+import type { CookieSettings, SameSite } from './cookie.js';
 import type { SessionDriver } from './drivers/contract.js';
 import { DRIVER_NAMES, type DriverName, driverFromShorthand } from './drivers/shorthand.js';
 import { SessionConfigError } from './errors.js';
 import { defaultLogger, type SessionLogger } from './log.js';
 
+export type { CacheLimiter } from './cache-limiter.js';
 export type { SameSite } from './cookie.js';
 export { DRIVER_NAMES, type DriverName } from './drivers/shorthand.js';
 
@@ -14,7 +16,12 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 export interface CookieOptions {
   path?: string;
   domain?: string;
-  secure?: boolean;
+  /**
+   * true, false, or 'auto': Secure when the request arrived over HTTPS as the framework sees it
+   * (Express `req.secure` with its trust proxy setting, Fastify `request.protocol` with
+   * `trustProxy`, Koa `ctx.secure` with `app.proxy`, the URL's scheme on Hono and Fetch servers).
+   */
+  secure?: boolean | 'auto';
   /** Lax, Strict or None in any case; '' means Lax. None requires secure. */
   sameSite?: string;
 }
@@ -61,10 +68,20 @@ export interface SessionConfig {
    * cookie and leaves nothing in the store.
    */
   createEmptySessions?: boolean;
+  /**
+   * The cache headers of responses to requests that have a session, as PHP's
+   * session.cache_limiter: 'nocache' (default, as CodeIgniter), 'private', 'private_no_expire',
+   * 'public', or false for none. A Cache-Control the app sets itself wins.
+   */
+  cacheLimiter?: CacheLimiter;
+  /** Minutes a 'private' or 'public' response may be cached (PHP's session.cache_expire); default 180. */
+  cacheExpire?: number;
   logger?: SessionLogger;
 }
 
-export type ResolvedCookieOptions = CookieAttributes;
+export type ResolvedCookieOptions = CookieSettings;
+
+const CACHE_LIMITERS: readonly CacheLimiter[] = ['nocache', 'private', 'private_no_expire', 'public', false];
 
 export interface ResolvedConfig {
   readonly driver: SessionDriver;
@@ -84,6 +101,8 @@ export interface ResolvedConfig {
   readonly gcDivisor: number;
   readonly maxPayloadBytes: number;
   readonly createEmptySessions: boolean;
+  readonly cacheLimiter: CacheLimiter;
+  readonly cacheExpire: number;
   readonly logger: SessionLogger;
 }
 
@@ -107,6 +126,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'gcDivisor',
   'maxPayloadBytes',
   'createEmptySessions',
+  'cacheLimiter',
+  'cacheExpire',
   'logger',
 ]);
 
@@ -219,10 +240,10 @@ function resolveCookie(cookie: CookieOptions | undefined): ResolvedCookieOptions
       `expected a host name such as "example.com" (or '' for none), got ${describe(domain)}.`,
     );
   }
-  if (typeof secure !== 'boolean') {
+  if (typeof secure !== 'boolean' && secure !== 'auto') {
     throw new SessionConfigError(
       'cookie.secure',
-      `expected true or false, got ${describe(secure)}.`,
+      `expected true, false or 'auto' (Secure when the request came over HTTPS), got ${describe(secure)}.`,
     );
   }
   if (typeof rawSameSite !== 'string') {
@@ -246,13 +267,22 @@ function resolveCookie(cookie: CookieOptions | undefined): ResolvedCookieOptions
       `The SameSite value must be None, Lax, Strict or a blank string, ${rawSameSite} given.`,
     );
   }
-  if (sameSite === 'None' && !secure) {
+  if (sameSite === 'None' && secure !== true) {
     throw new SessionConfigError(
       'cookie.sameSite',
       'Using the "SameSite=None" attribute requires setting the "Secure" attribute (cookie.secure: true).',
     );
   }
   return { path: path === '' ? '/' : path, domain, secure, sameSite };
+}
+
+function resolveCacheLimiter(limiter: SessionConfig['cacheLimiter']): CacheLimiter {
+  if (limiter === undefined) return 'nocache';
+  if (CACHE_LIMITERS.includes(limiter)) return limiter;
+  throw new SessionConfigError(
+    'cacheLimiter',
+    `expected 'nocache', 'private', 'private_no_expire', 'public' or false (PHP's session.cache_limiter), got ${describe(limiter)}.`,
+  );
 }
 
 /** Validates every option and fills in the defaults; throws SessionConfigError naming the first bad option. */
@@ -333,6 +363,8 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
       64,
     ),
     createEmptySessions: boolean(options, 'createEmptySessions', false),
+    cacheLimiter: resolveCacheLimiter(options.cacheLimiter),
+    cacheExpire: integer(options, 'cacheExpire', 180, 0),
     logger,
   };
 }

@@ -1,6 +1,14 @@
 export type SameSite = 'Lax' | 'Strict' | 'None';
 
-/** The attributes every session cookie carries (validated by the config). */
+/** The cookie settings of a manager: Secure may depend on the request ('auto'). */
+export interface CookieSettings {
+  readonly path: string;
+  readonly domain: string;
+  readonly secure: boolean | 'auto';
+  readonly sameSite: SameSite;
+}
+
+/** The attributes a session cookie carries (validated by the config). */
 export interface CookieAttributes {
   readonly path: string;
   readonly domain: string;

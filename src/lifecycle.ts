@@ -1,5 +1,12 @@
 import { type Clock, nowSeconds } from './clock.js';
-import { type CookieAttributes, deletionCookie, readCookie, sessionCookie } from './cookie.js';
+import { type CacheLimiter, cacheHeaders } from './cache-limiter.js';
+import {
+  type CookieAttributes,
+  type CookieSettings,
+  deletionCookie,
+  readCookie,
+  sessionCookie,
+} from './cookie.js';
 import { publish } from './diagnostics.js';
 import type { SessionKey } from './drivers/contract.js';
 import {
@@ -26,6 +33,8 @@ export interface RequestInfo {
   ajax: boolean;
   /** Read the session without locking it; any change throws. */
   readOnly?: boolean;
+  /** The request arrived over HTTPS as the framework sees it (for `cookie.secure: 'auto'`). */
+  secure?: boolean;
 }
 
 /** What every request's lifecycle shares; the manager builds it once from the configuration. */
@@ -35,7 +44,12 @@ export interface LifecycleContext {
   readonly queue: KeyedQueue;
   readonly driverName: string;
   readonly cookieName: string;
-  readonly cookie: CookieAttributes;
+  readonly cookie: CookieSettings;
+  /** Called when a Secure cookie is about to go out over plain HTTP (browsers drop it). */
+  readonly onSecureCookieOverHttp: () => void;
+  readonly cacheLimiter: CacheLimiter;
+  /** Minutes, for the 'private' and 'public' limiters. */
+  readonly cacheExpire: number;
   /** Cookie lifetime in seconds (0: until the browser closes). */
   readonly expiration: number;
   /** Seconds the store keeps a session after its last write or touch. */
@@ -85,6 +99,7 @@ export class RequestLifecycle implements SessionInternals {
   readonly #context: LifecycleContext;
   readonly #ip: string;
   readonly #ajax: boolean;
+  readonly #secure: boolean | undefined;
   readonly #incomingId: string | undefined;
   #held: Held | undefined;
   /** The payload as read from the store; a write happens only when the data serializes differently. */
@@ -110,6 +125,7 @@ export class RequestLifecycle implements SessionInternals {
     this.#incomingId = isValidSessionId(cookieValue) ? cookieValue : undefined;
     this.#ip = context.matchIP ? normalizeIp(request.ip) : '';
     this.#ajax = request.ajax;
+    this.#secure = request.secure;
     this.state = request.readOnly ? 'readOnly' : 'open';
   }
 
@@ -211,19 +227,42 @@ export class RequestLifecycle implements SessionInternals {
    */
   cookies(): string[] {
     this.#headersSent = true;
-    const { cookieName, cookie, expiration, timeToUpdate, clock } = this.#context;
+    const { cookieName, expiration, timeToUpdate, clock } = this.#context;
     if (this.state === 'destroyed') {
-      return this.#incomingId !== undefined ? [deletionCookie(cookieName, cookie)] : [];
+      return this.#incomingId !== undefined ? [deletionCookie(cookieName, this.#attributes())] : [];
     }
-    if (this.id === '') return [];
-    // A new session that ends up storing nothing gets no cookie either.
-    if (this.#deferred && !this.#worthStoring()) return [];
+    if (!this.#hasSession()) return [];
     const refresh = (this.#ajax || timeToUpdate === 0) && this.#incomingId === this.id;
     if (this.#issuedNewId || this.#idChanged || refresh) {
       this.#cookieSent = true;
-      return [sessionCookie(cookieName, this.id, expiration, clock(), cookie)];
+      return [sessionCookie(cookieName, this.id, expiration, clock(), this.#attributes())];
     }
     return [];
+  }
+
+  /**
+   * The cache headers for this response (PHP's session.cache_limiter): only when the request has
+   * a session — an existing one, or a new one that is being stored.
+   */
+  cacheHeaders(): readonly (readonly [string, string])[] {
+    const { cacheLimiter, cacheExpire, clock } = this.#context;
+    if (cacheLimiter === false) return [];
+    if (this.state !== 'destroyed' && !this.#hasSession()) return [];
+    return cacheHeaders(cacheLimiter, cacheExpire, clock());
+  }
+
+  /** Whether there is a session to speak of: not a read-only miss, nor a new one that stores nothing. */
+  #hasSession(): boolean {
+    return this.id !== '' && !(this.#deferred && !this.#worthStoring());
+  }
+
+  #attributes(): CookieAttributes {
+    const { cookie } = this.#context;
+    if (cookie.secure === 'auto') return { ...cookie, secure: this.#secure === true };
+    // CodeIgniter 4 refuses a Secure cookie over plain HTTP; keepsake sends it, and says once why
+    // the browser will not keep it.
+    if (cookie.secure && this.#secure === false) this.#context.onSecureCookieOverHttp();
+    return cookie as CookieAttributes;
   }
 
   /** A new ID now; the data moves to it. The old ID leads to the new one for the grace window, or is deleted. */

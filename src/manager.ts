@@ -96,6 +96,11 @@ export class SessionManager {
     return new Session<Data>(lifecycle);
   }
 
+  /** The cache headers for this response (PHP's session.cache_limiter); none when the request has no session. */
+  cacheHeaders(session: Session<SessionData> | Session): readonly (readonly [string, string])[] {
+    return lifecycleOf(session).cacheHeaders();
+  }
+
   /** Writes (or only touches, when unchanged) and unlocks. Idempotent; session.close() calls it early. */
   commit(session: Session<SessionData> | Session): Promise<void> {
     return lifecycleOf(session).commit();
@@ -154,6 +159,16 @@ export class SessionManager {
     return this.#opening;
   }
 
+  #warnedSecureOverHttp = false;
+
+  #warnSecureOverHttp(): void {
+    if (this.#warnedSecureOverHttp) return;
+    this.#warnedSecureOverHttp = true;
+    this.config.logger.warn(
+      "keepsake: cookie.secure is true but a request came over plain HTTP: browsers do not keep a Secure cookie from it, so its session will not last. Serve over HTTPS, or use cookie.secure: 'auto' behind a proxy that ends TLS (with the framework's trust-proxy setting).",
+    );
+  }
+
   #healthOf(): StoreHealth {
     this.#health ??= new StoreHealth(this.config.driver.name, this.config.logger);
     return this.#health;
@@ -188,6 +203,9 @@ export class SessionManager {
       driverName: config.driver.name,
       cookieName: config.cookieName,
       cookie: config.cookie,
+      onSecureCookieOverHttp: () => this.#warnSecureOverHttp(),
+      cacheLimiter: config.cacheLimiter,
+      cacheExpire: config.cacheExpire,
       expiration: config.expiration,
       lifetimeSeconds,
       matchIP: config.matchIP,

@@ -40,7 +40,7 @@ describe('session IDs', () => {
 });
 
 describe('Set-Cookie values', () => {
-  const defaults = resolveConfig({ driver: 'array' }).cookie;
+  const defaults = { ...resolveConfig({ driver: 'array' }).cookie, secure: false };
 
   it('carry Max-Age and Expires, Path, HttpOnly and SameSite', () => {
     const now = Date.UTC(2026, 0, 1, 12, 0, 0, 500);
@@ -62,8 +62,9 @@ describe('Set-Cookie values', () => {
       driver: 'array',
       cookie: { domain: 'example.com', secure: true, sameSite: 'none', path: '/app' },
     }).cookie;
+    assert.equal(cookie.secure, true);
     assert.equal(
-      deletionCookie('s', cookie),
+      deletionCookie('s', { ...cookie, secure: true }),
       's=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app; Domain=example.com; Secure; HttpOnly; SameSite=None',
     );
   });

@@ -3,6 +3,7 @@ import express, { type Express, type Request } from 'express';
 import { session } from '../../src/adapters/express.js';
 import { defaultSavePath } from '../../src/drivers/file.js';
 import { page } from './html.js';
+import { collectMetrics } from './metrics.js';
 import { homePage } from './views.js';
 
 export interface DemoOptions {
@@ -27,6 +28,7 @@ export function createDemoApp(options: DemoOptions): Express {
     // The counter's polling endpoint reads the session without locking it.
     readOnly: (request) => request.url === '/api/count',
   });
+  const metrics = collectMetrics();
   const app = express();
   const css = asset('demo.css');
   const js = asset('demo.js');
@@ -56,6 +58,8 @@ export function createDemoApp(options: DemoOptions): Express {
         ? (lastRotation + options.timeToUpdate) * 1000
         : null;
     const notice = request.session.getFlashdata('notice');
+    // A visit that stores nothing gets no session (and no cookie): the ID is not the cookie's.
+    const stored = request.headers.cookie?.includes(`ci_session=${request.session.id}`) === true;
     response.type('html').send(
       page(
         'keepsake demo',
@@ -69,6 +73,8 @@ export function createDemoApp(options: DemoOptions): Express {
           note: text(request.session.get('note'), 500),
           count: Number(request.session.get('count') ?? 0),
           sessionId: request.session.id,
+          stored,
+          metrics,
           nextRotation:
             nextRotationMs === null
               ? null
@@ -117,6 +123,10 @@ export function createDemoApp(options: DemoOptions): Express {
     const count = Number(request.session.get('count') ?? 0) + 1;
     request.session.set('count', count);
     response.json({ count });
+  });
+
+  app.get('/api/metrics', (_request, response) => {
+    response.json(metrics);
   });
 
   app.get('/api/count', (request, response) => {

@@ -1,4 +1,5 @@
 import { escapeHtml } from './html.js';
+import type { DemoMetrics } from './metrics.js';
 
 /** Everything the home page shows, read from the session by the route. */
 export interface HomeView {
@@ -8,6 +9,9 @@ export interface HomeView {
   note: string;
   count: number;
   sessionId: string;
+  /** The browser sent this session's cookie: the session is stored. */
+  stored: boolean;
+  metrics: DemoMetrics;
   nextRotation: { at: Date; inSeconds: number } | null;
   savePath: string;
 }
@@ -76,9 +80,31 @@ function sessionSection(view: HomeView): string {
   return `<section>
 <h2>Session</h2>
 <dl>
-<dt>Session ID</dt><dd><code id="session-id">${escapeHtml(view.sessionId)}</code></dd>
+<dt>Session ID</dt><dd><code id="session-id">${escapeHtml(view.sessionId)}</code>${
+    view.stored
+      ? ''
+      : ' <span class="hint" id="not-stored">(not stored: this visit stored nothing, so no cookie was sent and nothing was written — log in, save a note or count to create the session)</span>'
+  }</dd>
 <dt>Next ID rotation</dt><dd id="next-rotation">${rotation}</dd>
 <dt>Stored in</dt><dd><code>${escapeHtml(view.savePath)}</code> (file driver)</dd>
+</dl>
+</section>`;
+}
+
+function metricsSection(metrics: DemoMetrics): string {
+  const row = (id: string, label: string, value: number) =>
+    `<dt>${label}</dt><dd id="metric-${id}">${value}</dd>`;
+  return `<section>
+<h2>Live metrics</h2>
+<p class="hint">Counted in this server from keepsake's <code>node:diagnostics_channel</code> events (docs/observability.md), for every visitor.</p>
+<dl>
+${row('created', 'Sessions created', metrics.sessionsCreated)}
+${row('regenerated', 'ID regenerations', metrics.regenerations)}
+${row('destroyed', 'Sessions destroyed', metrics.destroyed)}
+${row('lock-waits', 'Lock acquisitions', metrics.lockWaits)}
+${row('longest-wait', 'Longest lock wait (ms)', Math.round(metrics.longestLockWaitMs))}
+${row('lock-timeouts', 'Lock timeouts (503)', metrics.lockTimeouts)}
+${row('store-errors', 'Store errors (503)', metrics.storeErrors)}
 </dl>
 </section>`;
 }
@@ -90,5 +116,6 @@ ${noticeSection(view)}
 ${loginSection(view.user)}
 ${noteSection(view.note)}
 ${counterSection(view.count)}
-${sessionSection(view)}`;
+${sessionSection(view)}
+${metricsSection(view.metrics)}`;
 }

@@ -104,6 +104,11 @@ describe('the demo in a real browser', { skip }, () => {
     await page.goto(demo.url);
     const anonymousId = await sessionId(page);
     assert.match(anonymousId, /^[0-9a-f]{32}$/);
+    // A first visit that stores nothing gets no cookie and leaves no file.
+    assert.deepEqual(await context.cookies(), []);
+    assert.equal(await page.locator('#not-stored').count(), 1);
+    assert.deepEqual(await readdir(join(savePath, 'sessions')).catch(() => []), []);
+    assert.equal(await page.locator('#metric-created').textContent(), '0');
 
     await page.fill('#name', 'Ada <script>');
     await page.click('#login-form button');
@@ -113,6 +118,8 @@ describe('the demo in a real browser', { skip }, () => {
     assert.match((await page.locator('#tempdata').textContent()) ?? '', /disappears in \d+ s/);
     const loggedInId = await sessionId(page);
     assert.notEqual(loggedInId, anonymousId, 'login regenerates the session ID');
+    assert.equal((await context.cookies()).length, 1, 'logging in stored the session');
+    assert.equal(await page.locator('#metric-created').textContent(), '1');
     assert.equal(
       (await readdir(join(savePath, 'sessions'))).some((name) => name.endsWith(anonymousId)),
       false,
@@ -147,6 +154,8 @@ describe('the demo in a real browser', { skip }, () => {
     assert.notEqual(freshId, loggedInId, 'a fresh session after logout');
     assert.equal(await page.locator('#count').textContent(), '0');
     assert.equal(await page.locator('#note').inputValue(), '');
+    assert.equal(await page.locator('#metric-destroyed').textContent(), '1');
+    assert.ok(Number(await page.locator('#metric-lock-waits').textContent()) >= 20);
     await context.close();
   });
 });
