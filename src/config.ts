@@ -1,5 +1,5 @@
-import { type Clock, systemClock } from './clock.js';
 import type { CacheLimiter } from './cache-limiter.js';
+import { type Clock, systemClock } from './clock.js';
 import type { CookieSettings, SameSite } from './cookie.js';
 import type { SessionDriver } from './drivers/contract.js';
 import { DRIVER_NAMES, type DriverName, driverFromShorthand } from './drivers/shorthand.js';
@@ -74,6 +74,12 @@ export interface SessionConfig {
    * 'public', or false for none. A Cache-Control the app sets itself wins.
    */
   cacheLimiter?: CacheLimiter;
+  /**
+   * An unchanged session's stored expiry is refreshed only once this fraction of its lifetime has
+   * passed since its last write or touch (default 0.1: a 2-hour session is touched at most every
+   * 12 minutes, so it may expire up to 12 minutes early, never late). 0 touches on every request.
+   */
+  touchAfter?: number;
   /** Minutes a 'private' or 'public' response may be cached (PHP's session.cache_expire); default 180. */
   cacheExpire?: number;
   logger?: SessionLogger;
@@ -81,7 +87,13 @@ export interface SessionConfig {
 
 export type ResolvedCookieOptions = CookieSettings;
 
-const CACHE_LIMITERS: readonly CacheLimiter[] = ['nocache', 'private', 'private_no_expire', 'public', false];
+const CACHE_LIMITERS: readonly CacheLimiter[] = [
+  'nocache',
+  'private',
+  'private_no_expire',
+  'public',
+  false,
+];
 
 export interface ResolvedConfig {
   readonly driver: SessionDriver;
@@ -102,6 +114,7 @@ export interface ResolvedConfig {
   readonly maxPayloadBytes: number;
   readonly createEmptySessions: boolean;
   readonly cacheLimiter: CacheLimiter;
+  readonly touchAfter: number;
   readonly cacheExpire: number;
   readonly logger: SessionLogger;
 }
@@ -127,6 +140,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'maxPayloadBytes',
   'createEmptySessions',
   'cacheLimiter',
+  'touchAfter',
   'cacheExpire',
   'logger',
 ]);
@@ -147,6 +161,18 @@ function integer(
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new SessionConfigError(name, `expected a whole number ≥ ${min}, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function fraction(options: SessionConfig, name: keyof SessionConfig, fallback: number): number {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) {
+    throw new SessionConfigError(
+      name,
+      `expected a fraction from 0 to below 1, got ${describe(value)}.`,
+    );
   }
   return value;
 }
@@ -364,6 +390,7 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
     ),
     createEmptySessions: boolean(options, 'createEmptySessions', false),
     cacheLimiter: resolveCacheLimiter(options.cacheLimiter),
+    touchAfter: fraction(options, 'touchAfter', 0.1),
     cacheExpire: integer(options, 'cacheExpire', 180, 0),
     logger,
   };

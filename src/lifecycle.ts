@@ -1,5 +1,5 @@
-import { type Clock, nowSeconds } from './clock.js';
 import { type CacheLimiter, cacheHeaders } from './cache-limiter.js';
+import { type Clock, nowSeconds } from './clock.js';
 import {
   type CookieAttributes,
   type CookieSettings,
@@ -62,6 +62,8 @@ export interface LifecycleContext {
   readonly maxPayloadBytes: number;
   /** Store (and send the cookie of) a new session that holds no userdata, as CodeIgniter does. */
   readonly createEmptySessions: boolean;
+  /** An unchanged session's expiry is refreshed once this fraction of its lifetime has passed. */
+  readonly touchAfter: number;
   readonly clock: Clock;
   readonly logger: SessionLogger;
 }
@@ -104,6 +106,8 @@ export class RequestLifecycle implements SessionInternals {
   #held: Held | undefined;
   /** The payload as read from the store; a write happens only when the data serializes differently. */
   #storedPayload: string | null = null;
+  /** How long the stored session had left to live when it was read, when the store said. */
+  #expiresInMs: number | undefined;
   #issuedNewId = false;
   /**
    * A new session the store has not heard of: its ID is neither locked nor stored until commit
@@ -170,12 +174,25 @@ export class RequestLifecycle implements SessionInternals {
         });
         throw error;
       }
-      if (payload === this.#storedPayload)
-        await protocol.touch(held.lock, payload, lifetimeSeconds);
-      else await protocol.write(held.lock, payload, lifetimeSeconds);
+      if (payload !== this.#storedPayload)
+        await protocol.write(held.lock, payload, lifetimeSeconds);
+      else if (this.#dueForTouch()) await protocol.touch(held.lock, payload, lifetimeSeconds);
+      // Unchanged and recently written or touched: a touch would cost a durable write for nothing.
+      else await protocol.release(held.lock);
     } finally {
       held.releaseQueue();
     }
+  }
+
+  /**
+   * Whether an unchanged session's expiry needs refreshing: once touchAfter of its lifetime has
+   * passed since its last write or touch (so it may expire up to that fraction early, never
+   * late), or always when the store cannot say how long it has left.
+   */
+  #dueForTouch(): boolean {
+    const { touchAfter, lifetimeSeconds } = this.#context;
+    if (this.#expiresInMs === undefined || touchAfter === 0) return true;
+    return this.#expiresInMs <= lifetimeSeconds * 1000 * (1 - touchAfter);
   }
 
   /** Whether this is a session worth storing: it holds userdata, or empty sessions are kept too. */
@@ -390,6 +407,7 @@ export class RequestLifecycle implements SessionInternals {
       }
       if (movedTo === null) {
         this.#storedPayload = taken.payload;
+        this.#expiresInMs = taken.expiresInMs;
         this.id = id;
         this.data = data;
         this.#idChanged = id !== this.#incomingId;
@@ -437,9 +455,12 @@ export class RequestLifecycle implements SessionInternals {
   }
 
   /** Takes the in-process queue slot, then the store lock, within lockWait in all. */
-  async #take(
-    key: SessionKey,
-  ): Promise<{ held: Held; payload: string | null; unreadable: string | undefined }> {
+  async #take(key: SessionKey): Promise<{
+    held: Held;
+    payload: string | null;
+    unreadable: string | undefined;
+    expiresInMs: number | undefined;
+  }> {
     const { queue, protocol, lockWaitMs, driverName, logger } = this.#context;
     const started = performance.now();
     const slot = key.ip === null ? key.id : `${key.id}@${key.ip}`;
@@ -456,12 +477,12 @@ export class RequestLifecycle implements SessionInternals {
       );
     }
     try {
-      const { lock, payload, unreadable } = await protocol.acquire(
+      const { lock, payload, unreadable, expiresInMs } = await protocol.acquire(
         key,
         Math.max(0, lockWaitMs - queuedMs),
       );
       publish.lockWait(driverName, performance.now() - started);
-      return { held: { lock, releaseQueue }, payload, unreadable };
+      return { held: { lock, releaseQueue }, payload, unreadable, expiresInMs };
     } catch (error) {
       releaseQueue();
       if (error instanceof SessionLockTimeoutError)

@@ -88,7 +88,12 @@ export class LockProtocol {
   async acquire(
     key: SessionKey,
     waitMs: number,
-  ): Promise<{ lock: HeldLock; payload: string | null; unreadable: string | undefined }> {
+  ): Promise<{
+    lock: HeldLock;
+    payload: string | null;
+    unreadable: string | undefined;
+    expiresInMs: number | undefined;
+  }> {
     const token = newToken();
     const started = performance.now();
     let retryMs = FIRST_RETRY_MS;
@@ -131,6 +136,7 @@ export class LockProtocol {
           lock,
           payload: outcome.unreadable === undefined ? outcome.payload : null,
           unreadable: outcome.unreadable,
+          expiresInMs: outcome.expiresInMs,
         };
       }
       const remainingMs = waitMs - (performance.now() - started);

@@ -215,6 +215,7 @@ export class SessionManager {
       lockWaitMs: config.lockWait,
       maxPayloadBytes: config.maxPayloadBytes,
       createEmptySessions: config.createEmptySessions,
+      touchAfter: config.touchAfter,
       clock: config.clock,
       logger: config.logger,
     };

@@ -59,7 +59,14 @@ class ArrayStore implements SessionStore {
     const held = this.#locks.get(slot);
     if (held !== undefined && held.expiresAt > performance.now()) return { locked: false };
     this.#locks.set(slot, { token, expiresAt: performance.now() + this.#context.lockTtlMs });
-    return { locked: true, payload: this.#live(slot)?.payload ?? null };
+    const entry = this.#live(slot);
+    return entry === undefined
+      ? { locked: true, payload: null }
+      : {
+          locked: true,
+          payload: entry.payload,
+          expiresInMs: entry.expiresAtMs - this.#context.clock(),
+        };
   }
 
   async renewLock(key: SessionKey, token: string): Promise<boolean> {

@@ -38,6 +38,12 @@ export type LockAttempt =
       /** The stored payload; null when no live session is stored under the key. */
       readonly payload: string | null;
       /**
+       * How long the stored session has left to live, in ms, when the store knows it. keepsake
+       * then refreshes an unchanged session's expiry only once `touchAfter` of its lifetime has
+       * passed since its last write or touch (else on every request).
+       */
+      readonly expiresInMs?: number;
+      /**
        * Set when a record exists but cannot be a payload (a Redis key of another type, bytes that
        * are not UTF-8…): the core warns with this text and replaces the record.
        */

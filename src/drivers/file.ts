@@ -170,10 +170,12 @@ class FileStore implements SessionStore {
   }
 
   async peek(key: SessionKey): Promise<string | null> {
-    const content = await withSessionFile(this.#path(key), (handle, stats) =>
+    const found = await withSessionFile(this.#path(key), (handle, stats) =>
       this.#liveContent(handle, stats),
     );
-    return content !== undefined && content !== null && 'text' in content ? content.text : null;
+    return found !== undefined && found !== null && 'text' in found.content
+      ? found.content.text
+      : null;
   }
 
   async gc(maxLifetimeSeconds: number): Promise<number> {
@@ -221,19 +223,27 @@ class FileStore implements SessionStore {
 
   /** What a session file just locked holds: a live payload, null, or unreadable bytes. */
   async #readLocked(locked: LockedSessionFile): Promise<Extract<LockAttempt, { locked: true }>> {
-    const content =
+    const found =
       locked.handle !== null && locked.stats !== null
         ? await this.#liveContent(locked.handle, locked.stats)
         : await withSessionFile(locked.path, (handle, stats) => this.#liveContent(handle, stats));
-    if (content === undefined || content === null) return { locked: true, payload: null };
+    if (found === undefined || found === null) return { locked: true, payload: null };
+    const { content, expiresInMs } = found;
     return 'text' in content
-      ? { locked: true, payload: content.text }
+      ? { locked: true, payload: content.text, expiresInMs }
       : { locked: true, payload: null, unreadable: content.unreadable };
   }
 
-  /** The content of a live session file; null for a placeholder or an expired file. */
-  async #liveContent(handle: FileHandle, stats: Stats): Promise<SessionFileContent | null> {
-    return this.#expiry.isLive(stats) ? readContent(handle, stats) : null;
+  /** The content of a live session file and its time left; null for a placeholder or an expired file. */
+  async #liveContent(
+    handle: FileHandle,
+    stats: Stats,
+  ): Promise<{ content: SessionFileContent; expiresInMs: number } | null> {
+    if (!this.#expiry.isLive(stats)) return null;
+    return {
+      content: await readContent(handle, stats),
+      expiresInMs: this.#expiry.remainingMs(stats),
+    };
   }
 
   #path(key: SessionKey): string {

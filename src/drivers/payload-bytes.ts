@@ -10,15 +10,21 @@ export function payloadOf(bytes: Buffer): string | null {
   return isUtf8(bytes) ? bytes.toString('utf8') : null;
 }
 
-/** A lock attempt that took the lock and found `bytes` (null: no record); `what` names the record for the warning. */
-export function lockedWith(bytes: Buffer | null, what: string): LockAttempt {
+/**
+ * A lock attempt that took the lock and found `bytes` (null: no record), with the record's time
+ * left to live when the store knows it; `what` names the record for the warning.
+ */
+export function lockedWith(bytes: Buffer | null, what: string, expiresInMs?: number): LockAttempt {
   if (bytes === null) return { locked: true, payload: null };
   const payload = payloadOf(bytes);
-  return payload === null
-    ? {
-        locked: true,
-        payload: null,
-        unreadable: `${what} holds ${bytes.length} bytes that are not UTF-8 text`,
-      }
-    : { locked: true, payload };
+  if (payload === null) {
+    return {
+      locked: true,
+      payload: null,
+      unreadable: `${what} holds ${bytes.length} bytes that are not UTF-8 text`,
+    };
+  }
+  return expiresInMs === undefined
+    ? { locked: true, payload }
+    : { locked: true, payload, expiresInMs };
 }

@@ -77,7 +77,13 @@ class RedisStore implements SessionStore {
     );
     if (!Array.isArray(reply) || Number(reply[0]) !== 1) return { locked: false };
     const data: unknown = reply[1];
-    if (typeof data === 'string') return { locked: true, payload: data };
+    if (typeof data === 'string') {
+      const left = Number(reply[3]);
+      // PTTL answers -1 for a key without expiry: keepsake never writes one; touch it then.
+      return left > 0
+        ? { locked: true, payload: data, expiresInMs: left }
+        : { locked: true, payload: data };
+    }
     const otherType: unknown = reply[2];
     return typeof otherType === 'string'
       ? {

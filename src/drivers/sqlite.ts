@@ -99,6 +99,7 @@ function statements(db: SqliteDatabase, table: string) {
     destroy: `DELETE FROM ${sessions} WHERE ${slot}`,
     discard: `DELETE FROM ${sessions} WHERE ${slot} AND timestamp <= @liveAfter`,
     peek: `SELECT CAST(data AS BLOB) AS data FROM ${sessions} WHERE ${slot} AND timestamp > @liveAfter`,
+    read: `SELECT CAST(data AS BLOB) AS data, timestamp FROM ${sessions} WHERE ${slot} AND timestamp > @liveAfter`,
     gcLocks: `DELETE FROM ${locks} WHERE lock_expires <= @nowMs`,
     gc: `DELETE FROM ${sessions} WHERE rowid IN (SELECT rowid FROM ${sessions} AS s
       WHERE timestamp < @before AND NOT EXISTS (SELECT 1 FROM ${locks} AS k
@@ -143,14 +144,19 @@ class SqliteStore implements SessionStore {
     const slot = this.#slot(key);
     const nowMs = Date.now();
     const lockExpires = nowMs + this.#context.lockTtlMs;
-    let row: { data: Buffer | null } | undefined;
+    let row: { data: Buffer | null; timestamp: number } | undefined;
     try {
       // A transaction rather than one upsert … RETURNING (SELECT data …), which takes SQLite
       // milliseconds for a large blob.
       row = this.#atomically(() => {
         const taken = this.#sql.lock.run({ ...slot, token, lockExpires, nowMs }).changes > 0;
-        const live = taken && this.#sql.peek.get({ ...slot, liveAfter: this.#liveAfter() });
-        return taken ? ((live as { data: Buffer } | undefined) ?? { data: null }) : undefined;
+        const live = taken && this.#sql.read.get({ ...slot, liveAfter: this.#liveAfter() });
+        return taken
+          ? ((live as { data: Buffer; timestamp: number } | undefined) ?? {
+              data: null,
+              timestamp: 0,
+            })
+          : undefined;
       });
     } catch (error) {
       // Another process is writing: wait in the core's backoff, not in a blocking busy loop.
@@ -158,7 +164,8 @@ class SqliteStore implements SessionStore {
       throw error;
     }
     if (row === undefined) return { locked: false };
-    return lockedWith(row.data, 'the data column');
+    const left = row.timestamp + this.#context.lifetimeSeconds - nowSeconds(this.#context.clock);
+    return lockedWith(row.data, 'the data column', left * 1000);
   }
 
   async renewLock(key: SessionKey, token: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { FakeClock } from '../clock.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, type SessionConfig } from '../config.js';
-import type { SessionKey } from '../drivers/contract.js';
+import type { SessionKey, SessionStore } from '../drivers/contract.js';
 import { SessionStoreError, SessionValueError } from '../errors.js';
 import { SessionManager } from '../manager.js';
 import type { Session } from '../session.js';
@@ -31,6 +31,22 @@ async function visit(
   manager.setCookies(session);
   await manager.commit(session);
   return session;
+}
+
+/** Whether the store tells, when it locks a stored session, how long that session has left. */
+async function reportsTimeLeft(store: SessionStore, key: SessionKey): Promise<boolean> {
+  const deadline = performance.now() + 2_000;
+  for (;;) {
+    const token = newToken();
+    const attempt = await store.lockAndRead(key, token);
+    if (attempt.locked) {
+      await store.unlock(key, token, false);
+      assert.notEqual(attempt.payload, null, 'the session is stored');
+      return attempt.expiresInMs !== undefined;
+    }
+    assert.ok(performance.now() < deadline, `the lock of ${key.id} stayed taken`);
+    await delay(50);
+  }
 }
 
 /** Polls until every key's lock is free (at most `boundMs`); answers the keys still locked. */
@@ -100,6 +116,76 @@ export function lifecycleInvariants(target: ConformanceTarget, test: TestFunctio
           /"user":"ada"/,
         );
       }));
+
+    if (target.expiry === 'clock') {
+      it('refreshes an unchanged session only once touchAfter of its lifetime has passed: early, never late', () =>
+        withManager(
+          { touchAfter: 0.5, expiration: 60, timeToUpdate: 0 },
+          async ({ manager, store, clock }) => {
+            const touches = () =>
+              store().calls.filter((call) => call.method === 'touchAndUnlock').length;
+            const { id } = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+            const key = { id, ip: null };
+            clock.advance(20);
+            if (!(await reportsTimeLeft(store().inner, key))) {
+              // A store that cannot say how long a session has left is touched on every request.
+              await visit(manager, id);
+              assert.equal(touches(), 1, 'the store reports no time left: touched every time');
+              return;
+            }
+            await visit(manager, id);
+            assert.equal(touches(), 0, 'a third of the lifetime passed: no touch');
+            clock.advance(15);
+            await visit(manager, id);
+            assert.equal(touches(), 1, 'over half of the lifetime passed: touched');
+            clock.advance(59);
+            assert.notEqual(await store().inner.peek(key), null, 'alive 59 s after its touch');
+            clock.advance(2);
+            assert.equal(
+              await store().inner.peek(key),
+              null,
+              'expired 60 s after its touch, not later',
+            );
+            const unrefreshed = await visit(manager, undefined, (s) => s.set('user', 'bob'));
+            clock.advance(20);
+            await visit(manager, unrefreshed.id);
+            clock.advance(41);
+            assert.equal(
+              await store().inner.peek({ id: unrefreshed.id, ip: null }),
+              null,
+              'a session read without a touch expires at most touchAfter early',
+            );
+          },
+        ));
+    } else {
+      it('refreshes an unchanged session only once touchAfter of its lifetime has passed', () =>
+        withManager(
+          { touchAfter: 0.5, expiration: 4, timeToUpdate: 0 },
+          async ({ manager, store }) => {
+            const touches = () =>
+              store().calls.filter((call) => call.method === 'touchAndUnlock').length;
+            const { id } = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+            await delay(1_000);
+            if (!(await reportsTimeLeft(store().inner, { id, ip: null }))) {
+              // A store that cannot say how long a session has left is touched on every request.
+              await visit(manager, id);
+              assert.equal(touches(), 1, 'the store reports no time left: touched every time');
+              return;
+            }
+            await visit(manager, id);
+            assert.equal(touches(), 0, 'a quarter of the lifetime passed: no touch');
+            await delay(1_300);
+            await visit(manager, id);
+            assert.equal(touches(), 1, 'over half of the lifetime passed: touched');
+            await delay(2_500);
+            assert.notEqual(
+              await store().inner.peek({ id, ip: null }),
+              null,
+              'the touch extended it',
+            );
+          },
+        ));
+    }
 
     it('a failed write keeps the previous data and frees the lock', () =>
       withManager({}, async ({ manager, store }) => {

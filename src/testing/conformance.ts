@@ -1,4 +1,4 @@
-import nodeTest from 'node:test';
+import { createRequire } from 'node:module';
 import { FakeClock } from '../clock.js';
 import type { DriverContext, SessionDriver, SessionStore } from '../drivers/contract.js';
 import type { SessionLogger } from '../log.js';
@@ -83,8 +83,10 @@ export async function openStore(
 export function runConformanceSuite(
   name: string,
   target: ConformanceTarget,
-  test: TestFunctions = nodeTest,
+  functions?: TestFunctions,
 ): void {
+  // Loaded only when no runner's functions are given: jest cannot load node:test.
+  const test = functions ?? (createRequire(import.meta.url)('node:test') as TestFunctions);
   test.describe(`${name}: driver conformance`, () => {
     storePrimitives(target, test);
     lifecycleInvariants(target, test);

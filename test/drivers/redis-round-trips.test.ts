@@ -25,12 +25,14 @@ after(async () => {
 });
 
 describe('redis round trips on a private server', { skip }, () => {
-  it('costs two Redis commands (two EVALSHA) per request on an uncontended session', async () => {
+  /** Runs 50 requests on one session, every other one changing it, and answers the command counts. */
+  async function countCommands(touchAfter: number): Promise<Record<string, number>> {
     const manager = new SessionManager({
       driver: 'redis',
-      savePath: `127.0.0.1:${PORT}?prefix=${prefix}count:`,
+      savePath: `127.0.0.1:${PORT}?prefix=${prefix}count${touchAfter}:`,
       gcProbability: 0,
       timeToUpdate: 0,
+      touchAfter,
     });
     const visit = async (cookieHeader: string | undefined, change: boolean) => {
       const session = await manager.start({ cookieHeader, ip: '127.0.0.1', ajax: false });
@@ -44,24 +46,40 @@ describe('redis round trips on a private server', { skip }, () => {
       const cookieHeader = `ci_session=${first.id}`;
       await visit(cookieHeader, true); // caches the scripts on the server
       await redisCli(PORT, 'CONFIG', 'RESETSTAT');
-      const requests = 50;
-      for (let index = 0; index < requests; index += 1) await visit(cookieHeader, index % 2 === 0);
-      const stats = Object.fromEntries(
+      for (let index = 0; index < REQUESTS; index += 1) await visit(cookieHeader, index % 2 === 0);
+      return Object.fromEntries(
         [...(await commandStats(PORT))].filter(([name]) => !/^(config|info|hello)/.test(name)),
       );
-      // commandstats also counts the commands a script runs. These are exactly what 50 lock-and-read
-      // (SET NX + GET) and 25 write (GET token + SET + DEL) and 25 touch (GET token + EXPIRE + DEL)
-      // scripts run, so nothing else reached the server: 2 round trips (EVALSHA) per request.
-      assert.deepEqual(stats, {
-        evalsha: requests * 2,
-        set: requests + requests / 2,
-        get: requests * 2,
-        del: requests,
-        expire: requests / 2,
-      });
     } finally {
       await manager.shutdown();
     }
+  }
+
+  const REQUESTS = 50;
+
+  it('costs two Redis commands (two EVALSHA) per request on an uncontended session', async () => {
+    // commandstats also counts the commands a script runs. These are exactly what 50 lock-and-read
+    // (SET NX + GET + PTTL) and 25 write (GET token + SET + DEL) and 25 touch (GET token + EXPIRE
+    // + DEL) scripts run, so nothing else reached the server: 2 round trips (EVALSHA) per request.
+    assert.deepEqual(await countCommands(0), {
+      evalsha: REQUESTS * 2,
+      set: REQUESTS + REQUESTS / 2,
+      get: REQUESTS * 2,
+      pttl: REQUESTS,
+      del: REQUESTS,
+      expire: REQUESTS / 2,
+    });
+  });
+
+  it('does not refresh the expiry of an unchanged session written moments ago (touchAfter)', async () => {
+    // The 25 unchanged requests only unlock (GET token + DEL): no EXPIRE reaches the server.
+    assert.deepEqual(await countCommands(0.1), {
+      evalsha: REQUESTS * 2,
+      set: REQUESTS + REQUESTS / 2,
+      get: REQUESTS * 2,
+      pttl: REQUESTS,
+      del: REQUESTS,
+    });
   });
 });
 

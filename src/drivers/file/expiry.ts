@@ -24,6 +24,11 @@ export class FileExpiry {
     return stats.isFile() && stats.size > 0 && stats.mtimeMs + this.#lifetimeMs > this.#clock();
   }
 
+  /** How long a live file has left to live, in ms. */
+  remainingMs(stats: Stats): number {
+    return stats.mtimeMs + this.#lifetimeMs - this.#clock();
+  }
+
   /**
    * GC: idle for longer than `maxLifetimeSeconds`, or expired by its own lifetime. A file whose
    * lifetime is longer than the context's has an mtime in the future, and is neither.

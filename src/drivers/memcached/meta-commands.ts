@@ -18,7 +18,7 @@ export function replaceLock(lockKey: string, value: Buffer, seconds: number, cas
 
 /** The item's value and CAS: VA <size> c<cas> and the bytes, or EN. */
 export function readItem(key: string): Command {
-  return { line: `mg ${key} v c` };
+  return { line: `mg ${key} v c t` };
 }
 
 /** The value only, for a read without a lock. */

@@ -259,7 +259,13 @@ export class MetaStore implements SessionStore {
     const bytes = reply.value;
     held.dataCas = bytes === undefined ? null : (flagOf(reply, 'c') ?? null);
     this.#remember(held);
-    return lockedWith(bytes ?? null, 'the memcached item');
+    // t: seconds left, -1 for an item without expiry (keepsake never stores one).
+    const secondsLeft = Number(flagOf(reply, 't') ?? -1);
+    return lockedWith(
+      bytes ?? null,
+      'the memcached item',
+      secondsLeft > 0 ? secondsLeft * 1000 : undefined,
+    );
   }
 
   /**

@@ -13,9 +13,9 @@ function script(name: string, source: string): RedisScript {
 
 /**
  * KEYS: session data, its lock. ARGV: lock token, lock TTL (ms).
- * Takes the lock and reads the data in one round trip: `{1, data or false}`, `{1, false, type}`
- * when the data key holds another Redis type (a corrupt record), or `{0}` while another request
- * holds the lock.
+ * Takes the lock and reads the data in one round trip: `{1, data, '', ms left to live}`,
+ * `{1, false}` when there is none, `{1, false, type}` when the data key holds another Redis type
+ * (a corrupt record), or `{0}` while another request holds the lock.
  */
 export const LOCK_AND_READ = script(
   'lock-and-read',
@@ -24,7 +24,8 @@ local read = redis.pcall('GET', KEYS[1])
 if type(read) == 'table' and read.err then
   return {1, false, redis.call('TYPE', KEYS[1]).ok}
 end
-return {1, read}`,
+if read then return {1, read, '', redis.call('PTTL', KEYS[1])} end
+return {1, false}`,
 );
 
 /**
