@@ -1,4 +1,5 @@
 export { FakeClock } from '../clock.js';
+export { assertSessionHas, assertSessionMissing } from './assertions.js';
 export {
   type ConformanceTarget,
   openStore,
@@ -8,3 +9,13 @@ export {
 } from './conformance.js';
 export { type Fault, FaultyStore, faultyDriver } from './faulty-store.js';
 export { requestFor } from './request-for.js';
+export type { SetCookieSource } from './set-cookie.js';
+export {
+  type SessionFill,
+  type SessionSnapshot,
+  type TestRequestOptions,
+  type TestSessionConfig,
+  TestSessions,
+  type TestSessionsOptions,
+  testSessions,
+} from './test-sessions.js';
