@@ -164,15 +164,20 @@ describe('SessionManager: IDs and cookies', () => {
 });
 
 describe('SessionManager: writes and touches', () => {
-  it('writes changed data and only touches unchanged data', async () => {
-    const { manager, handler } = harness();
+  it('writes changed data and only touches unchanged data, once touchAfter of its lifetime passed', async () => {
+    const { manager, handler, clock } = harness({ timeToUpdate: 0 });
     const { session } = await visit(manager, request(), (s) => s.set('a', 1));
     assert.equal(handler.count('writeAndUnlock'), 1);
-    await visit(manager, request(session.id), (s) => {
+    const read = (s: Session) => {
       s.get('a');
-    });
+    };
+    await visit(manager, request(session.id), read);
     assert.equal(handler.count('writeAndUnlock'), 1);
-    assert.equal(handler.count('touchAndUnlock'), 1);
+    assert.equal(handler.count('touchAndUnlock'), 0, 'written just now: no touch');
+    clock.advance(7200 * 0.1 + 1);
+    await visit(manager, request(session.id), read);
+    assert.equal(handler.count('writeAndUnlock'), 1);
+    assert.equal(handler.count('touchAndUnlock'), 1, 'a tenth of the lifetime later: one touch');
     await visit(manager, request(session.id), (s) => s.set('a', 2));
     assert.equal(handler.count('writeAndUnlock'), 2);
   });

@@ -93,7 +93,7 @@ for (const store of stores) {
         restartStore: () => running.restart(),
       });
       // The operator's log: the first failure with its cause, no line per request, the recovery once.
-      const log = app.errorOutput();
+      const log = app.errorOutput().split('counter-app: serving\n').at(-1) ?? '';
       // (The app's own framework logs each 503 too; keepsake's lines carry its warning code.)
       const failures =
         log.match(/\[KEEPSAKE\] Warning: keepsake: the "\w+" session store failed/g) ?? [];

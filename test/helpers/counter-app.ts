@@ -18,13 +18,12 @@ const delayMs = Number(process.env.KEEPSAKE_TEST_DELAY ?? '0');
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const app = express();
-app.use(
-  session({
-    ...config,
-    ...(driverSpec === undefined ? {} : { driver: driverOf(JSON.parse(driverSpec) as DriverSpec) }),
-    readOnly: (request) => request.url === '/count',
-  }),
-);
+const middleware = session({
+  ...config,
+  ...(driverSpec === undefined ? {} : { driver: driverOf(JSON.parse(driverSpec) as DriverSpec) }),
+  readOnly: (request) => request.url === '/count',
+});
+app.use(middleware);
 app.get('/inc', async (request, response) => {
   const current = Number(request.session.get('count') ?? 0);
   if (delayMs > 0) await pause(delayMs);
@@ -51,6 +50,20 @@ app.get('/logout', async (request, response) => {
   await request.session.destroy();
   response.json({ loggedOut: true });
 });
+
+// As a deployed app does: the store answers before the server takes requests. A store that was
+// just started (a private server on a loaded machine) may need a few tries.
+for (let attempt = 1; ; attempt += 1) {
+  try {
+    await middleware.manager.ready();
+    // Tests that read keepsake's log look only past this line, after any startup retries.
+    process.stderr.write('counter-app: serving\n');
+    break;
+  } catch (error) {
+    if (attempt === 20) throw error;
+    await pause(250);
+  }
+}
 
 const server = app.listen(0, '127.0.0.1', () => {
   const address = server.address();

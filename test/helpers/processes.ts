@@ -107,3 +107,25 @@ export async function concurrentIncrements(
   );
   return statuses.filter((status) => status !== 200);
 }
+
+/**
+ * The port a child app prints as `listening <port>` (on stdout or stderr), and everything it printed
+ * so far, for assertion messages; rejects if it exits first.
+ */
+export function listeningPort(
+  child: ChildProcess,
+  what: string,
+): Promise<{ port: number; output: () => string }> {
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /^listening (\d+)$/m.exec(output);
+      if (match !== null) resolve({ port: Number(match[1]), output: () => output });
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}):\n${output}`)));
+  });
+}

@@ -14,12 +14,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CookieJar } from '../helpers/cookie-jar.js';
+import { listeningPort } from '../helpers/processes.js';
 import { servicesRequired } from '../helpers/services.js';
 import { projects } from './typecheck.js';
 
@@ -136,9 +137,24 @@ const children = new Set<ChildProcess>();
 
 async function prepare(): Promise<void> {
   work = await mkdtemp(join(tmpdir(), 'keepsake-packed-'));
-  await run('npm', ['run', 'build', '--silent'], { cwd: root });
+  // Built from a copy of the working tree: the build empties dist/ first, and other test files
+  // (the documentation checks) read the project's own dist/ meanwhile.
+  const source = join(work, 'source');
+  for (const entry of [
+    'package.json',
+    'README.md',
+    'LICENSE',
+    'tsconfig.json',
+    'src',
+    'docs',
+    'scripts',
+  ]) {
+    await cp(join(root, entry), join(source, entry), { recursive: true });
+  }
+  await symlink(join(root, 'node_modules'), join(source, 'node_modules'), 'dir');
+  await run('npm', ['run', 'build', '--silent'], { cwd: source });
   const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], {
-    cwd: root,
+    cwd: source,
   });
   const [packed] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
   assert.ok(packed !== undefined, stdout);
@@ -212,18 +228,7 @@ async function startApp(node: string, cwd: string, script: string): Promise<Serv
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
-  let output = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /^listening (\d+)$/m.exec(output);
-      if (match !== null) resolve(Number(match[1]));
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`${script} exited (${code}):\n${output}`)));
-  });
+  const { port } = await listeningPort(child, script);
   return {
     url: `http://127.0.0.1:${port}`,
     async stop() {
