@@ -1,6 +1,6 @@
 import { type Clock, nowSeconds } from './clock.js';
 import { searchDotted } from './dot.js';
-import { SessionClosedError } from './errors.js';
+import { SessionClosedError, SessionUnsupportedError } from './errors.js';
 import { isPlainRecord, type Marker, type Markers, VARS_KEY } from './markers.js';
 import { assertStorable } from './serializer.js';
 
@@ -17,6 +17,9 @@ export interface SessionDataMap {}
 
 /** The default data shape of a Session: SessionData narrowed by SessionDataMap. */
 export type AppSessionData = SessionDataMap & SessionData;
+
+/** A Node-style callback of express-session's methods: `null` on success, else the error. */
+export type SessionCallback = (error: Error | null) => void;
 
 export type SessionState = 'open' | 'closed' | 'destroyed' | 'readOnly';
 
@@ -265,14 +268,32 @@ export class Session<Data extends SessionData = AppSessionData> {
 
   // ── session-wide ───────────────────────────────────────────────────────────
 
-  /** A new ID now; the data moves to it. With `destroy`, the old ID's data is deleted at once (use at login). */
-  regenerate(destroy = false): Promise<void> {
-    return this[INTERNAL].regenerate(destroy);
+  /**
+   * A new ID now; the data moves to it. With `destroy`, the old ID's data is deleted at once (use at login).
+   *
+   * With a callback (express-session's `regenerate(callback)`): a new, empty session under a new ID,
+   * the old ID deleted at once, then `callback(null)` or `callback(error)`. The data is dropped even
+   * when the regeneration fails, as express-session does, because its callers log users out with it.
+   */
+  regenerate(destroy?: boolean): Promise<void>;
+  regenerate(callback: SessionCallback): void;
+  regenerate(destroyOrCallback: boolean | SessionCallback = false): Promise<void> | void {
+    const internals = this[INTERNAL];
+    if (typeof destroyOrCallback !== 'function') return internals.regenerate(destroyOrCallback);
+    if (internals.state === 'open') internals.data.clear();
+    settle(() => internals.regenerate(true), destroyOrCallback);
   }
 
-  /** Deletes the stored session and sends the deletion cookie; later changes in this request throw. */
-  destroy(): Promise<void> {
-    return this[INTERNAL].destroy();
+  /**
+   * Deletes the stored session and sends the deletion cookie; later changes in this request throw.
+   * With a callback (express-session's `destroy(callback)`): `callback(null)` or `callback(error)` after it.
+   */
+  destroy(): Promise<void>;
+  destroy(callback: SessionCallback): void;
+  destroy(callback?: SessionCallback): Promise<void> | void {
+    const internals = this[INTERNAL];
+    if (typeof callback !== 'function') return internals.destroy();
+    settle(() => internals.destroy(), callback);
   }
 
   /** Saves now and releases the lock (PHP's session_write_close); later changes in this request throw. */
@@ -283,6 +304,43 @@ export class Session<Data extends SessionData = AppSessionData> {
   /** @deprecated CodeIgniter 4's old name for destroy(). */
   stop(): Promise<void> {
     return this.destroy();
+  }
+
+  // ── express-session's names ────────────────────────────────────────────────
+
+  /**
+   * express-session's `save()`: nothing to do now, so it resolves (or calls `callback(null)`).
+   * keepsake writes the session once, before the response is sent — a redirect's next request
+   * sees it — or at `close()`, which also releases the lock. Nothing can be left unsaved: a change
+   * that could no longer be saved (after close() or destroy()) throws when it is made.
+   */
+  save(): Promise<void>;
+  save(callback: SessionCallback): void;
+  save(callback?: SessionCallback): Promise<void> | void {
+    if (typeof callback !== 'function') return Promise.resolve();
+    settle(() => Promise.resolve(), callback);
+  }
+
+  /**
+   * express-session's `reload()`, which keepsake's lock makes meaningless: throws
+   * SessionUnsupportedError, or passes it to `callback`.
+   */
+  reload(callback?: SessionCallback): void {
+    const error = new SessionUnsupportedError(
+      'reload',
+      'keepsake locks the session for the whole request, so no other request can change it meanwhile, ' +
+        "and the session already holds the stored data plus this request's own changes",
+      "Remove the call. To let other requests see this request's changes before it ends, call " +
+        '`await session.close()` (it saves and releases the lock); a route that polls the session ' +
+        'without waiting for the lock can be marked with the readOnly option.',
+    );
+    if (typeof callback !== 'function') throw error;
+    settle(() => Promise.reject(error), callback);
+  }
+
+  /** express-session's `touch()`: nothing to do, as keepsake refreshes the expiry at the end of every request. */
+  touch(): this {
+    return this;
   }
 
   // ── CodeIgniter 3 names ────────────────────────────────────────────────────
@@ -351,6 +409,19 @@ export class Session<Data extends SessionData = AppSessionData> {
 }
 
 // ── internals: plain functions, because private class members do not work through the Proxy ──
+
+/**
+ * Runs `operation` and reports its outcome to a Node-style callback, once, from a fresh microtask:
+ * an exception thrown by the callback is then an uncaught exception (as with express-session's
+ * stores), never a rejection nobody sees, and never a second call of the callback.
+ */
+function settle(operation: () => Promise<void>, callback: SessionCallback): void {
+  void new Promise<void>((resolve) => resolve(operation())).then(
+    () => queueMicrotask(() => callback(null)),
+    (error: unknown) =>
+      queueMicrotask(() => callback(error instanceof Error ? error : new Error(String(error)))),
+  );
+}
 
 function assertWritable(internals: SessionInternals, operation: string): void {
   if (internals.state !== 'open') throw new SessionClosedError(internals.state, operation);

@@ -7,11 +7,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FakeClock, nowSeconds } from '../src/clock.js';
-import { SessionClosedError, SessionValueError } from '../src/errors.js';
+import { SessionClosedError, SessionUnsupportedError, SessionValueError } from '../src/errors.js';
 import { SessionManager } from '../src/manager.js';
 import { ageMarkers, LAST_REGENERATE_KEY, VARS_KEY } from '../src/markers.js';
 import { deserialize, serialize } from '../src/serializer.js';
-import { INTERNAL, Session, type SessionData, type SessionState } from '../src/session.js';
+import {
+  INTERNAL,
+  Session,
+  type SessionCallback,
+  type SessionData,
+  type SessionState,
+} from '../src/session.js';
 import type { TestInternals } from './helpers/test-internals.js';
 
 const SESSION_ID = '0123456789abcdef0123456789abcdef';
@@ -1117,6 +1123,148 @@ describe('§3.4 regenerate, destroy, close delegate to the lifecycle', () => {
     assert.equal(finished, true);
     await assert.rejects(session.destroy(), failure);
     await assert.rejects(session.close(), failure);
+  });
+});
+
+// ── express-session's names (docs/migrating-from-express-session.md) ────────
+
+/** What a Node-style callback received, how often, and whether it came before the method returned. */
+async function callbackOf(
+  start: (callback: SessionCallback) => void,
+): Promise<{ error: Error | null; calls: number; synchronous: boolean }> {
+  let calls = 0;
+  let returned = false;
+  let synchronous = false;
+  const first = new Promise<Error | null>((resolve) => {
+    start((error) => {
+      calls += 1;
+      if (!returned) synchronous = true;
+      resolve(error);
+    });
+  });
+  returned = true;
+  const error = await first;
+  // A second call would come from the same promise chain: let it run before counting.
+  await new Promise((resolve) => setImmediate(resolve));
+  return { error, calls, synchronous };
+}
+
+describe("express-session's regenerate(cb), destroy(cb), save, reload and touch", () => {
+  it('regenerate(cb) empties the session, asks for regenerate(true), then calls back with null once', async () => {
+    const fixture = makeSession({ user: 'guest', cart: ['apple'], [LAST_REGENERATE_KEY]: 1 });
+    fixture.session.setFlashdata('notice', 'hi');
+    const result = await callbackOf((callback) => fixture.session.regenerate(callback));
+    assert.deepEqual(result, { error: null, calls: 1, synchronous: false });
+    assert.deepEqual(fixture.calls, ['regenerate(true)']);
+    assert.equal(fixture.internals.data.size, 0, 'no userdata, flashdata or markers are left');
+  });
+
+  it('regenerate(cb) passes a failure to the callback, and the data is dropped anyway', async () => {
+    const fixture = makeSession({ user: 'ada' });
+    const failure = new Error('store down');
+    fixture.internals.regenerate = () => Promise.reject(failure);
+    const result = await callbackOf((callback) => fixture.session.regenerate(callback));
+    assert.deepEqual(result, { error: failure, calls: 1, synchronous: false });
+    assert.equal(fixture.session.has('user'), false);
+  });
+
+  it('regenerate(cb) of a session that is no longer open keeps its data and reports the refusal', async () => {
+    for (const state of ['closed', 'destroyed', 'readOnly'] as const) {
+      const fixture = makeSession({ user: 'ada' }, state);
+      const refusal = new SessionClosedError(state, 'regenerate the session ID');
+      fixture.internals.regenerate = () => Promise.reject(refusal);
+      const result = await callbackOf((callback) => fixture.session.regenerate(callback));
+      assert.equal(result.error, refusal, state);
+      assert.equal(fixture.session.get('user'), 'ada', state);
+    }
+  });
+
+  it('regenerate(cb) reports even a lifecycle that throws instead of rejecting', async () => {
+    const fixture = makeSession();
+    const failure = new Error('thrown');
+    fixture.internals.regenerate = () => {
+      throw failure;
+    };
+    const result = await callbackOf((callback) => fixture.session.regenerate(callback));
+    assert.equal(result.error, failure);
+    assert.equal(result.calls, 1);
+  });
+
+  it('the boolean form is unchanged: it keeps the data and returns the promise', async () => {
+    const fixture = makeSession({ user: 'ada' });
+    const returned = fixture.session.regenerate(false);
+    assert.ok(returned instanceof Promise);
+    await returned;
+    assert.deepEqual(fixture.calls, ['regenerate(false)']);
+    assert.equal(fixture.session.get('user'), 'ada');
+  });
+
+  it('destroy(cb) destroys, then calls back with null once; a failure goes to the callback', async () => {
+    const fixture = makeSession({ user: 'ada' });
+    const result = await callbackOf((callback) => fixture.session.destroy(callback));
+    assert.deepEqual(result, { error: null, calls: 1, synchronous: false });
+    assert.deepEqual(fixture.calls, ['destroy']);
+
+    const failure = new Error('store down');
+    fixture.internals.destroy = () => Promise.reject(failure);
+    const failed = await callbackOf((callback) => fixture.session.destroy(callback));
+    assert.deepEqual(failed, { error: failure, calls: 1, synchronous: false });
+  });
+
+  it('save(cb) calls back with null, later, in every state, and asks nothing of the lifecycle', async () => {
+    for (const state of ['open', 'closed', 'destroyed', 'readOnly'] as const) {
+      const fixture = makeSession({ user: 'ada' }, state);
+      const before = fixture.snapshot();
+      const result = await callbackOf((callback) => fixture.session.save(callback));
+      assert.deepEqual(result, { error: null, calls: 1, synchronous: false }, state);
+      await fixture.session.save();
+      assert.deepEqual(fixture.calls, [], state);
+      assert.equal(fixture.snapshot(), before, state);
+    }
+  });
+
+  it('reload(cb) passes SessionUnsupportedError naming what to do instead; the data stays', async () => {
+    const fixture = makeSession({ user: 'ada' });
+    fixture.session.set('unsaved', 1);
+    const before = fixture.snapshot();
+    const result = await callbackOf((callback) => fixture.session.reload(callback));
+    assert.equal(result.calls, 1);
+    assert.equal(result.synchronous, false);
+    assert.ok(result.error instanceof SessionUnsupportedError);
+    assert.equal(result.error.code, 'KEEPSAKE_UNSUPPORTED');
+    assert.equal(result.error.method, 'reload');
+    assert.match(result.error.message, /^keepsake: session\.reload\(\) is not supported: /);
+    assert.match(result.error.message, /locks the session for the whole request/);
+    assert.match(result.error.message, /await session\.close\(\)/);
+    assert.match(result.error.message, /readOnly option/);
+    assert.equal(fixture.snapshot(), before);
+    assert.deepEqual(fixture.calls, []);
+  });
+
+  it('reload() without a callback throws SessionUnsupportedError at once', () => {
+    const { session } = makeSession();
+    assert.throws(
+      () => session.reload(),
+      (error: unknown) =>
+        error instanceof SessionUnsupportedError && error.code === 'KEEPSAKE_UNSUPPORTED',
+    );
+  });
+
+  it('touch() returns the session itself and changes nothing', () => {
+    const fixture = makeSession({ user: 'ada' });
+    const before = fixture.snapshot();
+    assert.equal(fixture.session.touch(), fixture.session);
+    assert.equal(fixture.snapshot(), before);
+    assert.deepEqual(fixture.calls, []);
+  });
+
+  it('save, reload and touch are Session members, never userdata, through property access', () => {
+    const { session, magic } = makeSession();
+    session.set({ save: 's', reload: 'r', touch: 't' });
+    assert.equal(typeof magic.save, 'function');
+    assert.equal(typeof magic.reload, 'function');
+    assert.equal(typeof magic.touch, 'function');
+    assert.equal(session.get('save'), 's');
   });
 });
 

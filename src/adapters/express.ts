@@ -1,4 +1,4 @@
-import type { Session } from '../session.js';
+import type { Session } from '../index.js';
 
 export type { SessionMiddleware, SessionMiddlewareOptions } from './node.js';
 export { session } from './node.js';
@@ -8,6 +8,8 @@ declare global {
     interface Request {
       /** The keepsake session of this request. */
       session: Session;
+      /** The ID of `req.session` (express-session's name for `req.session.id`). */
+      readonly sessionID: string;
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
+import type { Session } from '../index.js';
 import type { SessionManager } from '../manager.js';
-import type { Session } from '../session.js';
 
 /** Options of the plugin: the session configuration plus `readOnly(request)`. */
 export type FastifySessionOptions = AdapterOptions<FastifyRequest>;

@@ -1,7 +1,7 @@
 import { AdapterKit, type AdapterOptions, type FailureAnswer } from '../adapter-kit.js';
 import { SessionError } from '../errors.js';
+import type { AppSessionData, Session, SessionData } from '../index.js';
 import type { SessionManager } from '../manager.js';
-import type { AppSessionData, Session, SessionData } from '../session.js';
 
 /**
  * What the server passed next to the request: Deno's `info`, Bun's `server`, `@hono/node-server`'s

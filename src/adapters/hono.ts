@@ -3,8 +3,8 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
 import { SessionError } from '../errors.js';
+import type { Session } from '../index.js';
 import type { SessionManager } from '../manager.js';
-import type { Session } from '../session.js';
 
 /** Options of the middleware: the session configuration plus per-request choices. */
 export interface HonoSessionOptions extends AdapterOptions<Context> {

@@ -1,7 +1,7 @@
 import type { Context, Middleware, Next } from 'koa';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
+import type { Session } from '../index.js';
 import type { SessionManager } from '../manager.js';
-import type { Session } from '../session.js';
 
 /** Options of the middleware: the session configuration plus `readOnly(ctx)`. */
 export type KoaSessionOptions = AdapterOptions<Context>;

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage as NodeIncomingMessage } from 'node:http';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
+import type { AppSessionData, Session, SessionData } from '../index.js';
 import type { SessionManager } from '../manager.js';
-import type { AppSessionData, Session, SessionData } from '../session.js';
 
 /** Options of the middleware: the session configuration plus `readOnly(request)`. */
 export type SessionMiddlewareOptions = AdapterOptions<IncomingMessage>;
@@ -44,12 +45,55 @@ function middlewareOf(kit: AdapterKit<IncomingMessage>): SessionMiddleware {
       })
       .then((started) => {
         (request as SessionRequest).session = started;
+        exposeSessionId(request);
         attach(kit, started, response);
         next();
       })
       .catch(next);
   };
   return Object.assign(middleware, { manager: kit.manager });
+}
+
+/** The request prototype last given `sessionID` (or found unsuited): most requests skip the search. */
+let checkedPrototype: object | null = null;
+
+/**
+ * express-session's `req.sessionID`: a getter defined once, on the framework's own request prototype
+ * — the one right above node's IncomingMessage, Express's `express.request`, which every app and
+ * sub-app inherits — because a property added to each request costs microseconds once Express has
+ * swapped its prototype. Plain node:http requests get none (use `req.session.id`), nor does a
+ * prototype where another library already defined `sessionID`.
+ */
+function exposeSessionId(request: IncomingMessage): void {
+  const prototype: object | null = Object.getPrototypeOf(request);
+  if (prototype === checkedPrototype) return;
+  checkedPrototype = prototype;
+  let target = prototype;
+  while (target !== null && Object.getPrototypeOf(target) !== NodeIncomingMessage.prototype) {
+    target = Object.getPrototypeOf(target);
+  }
+  if (target === null || 'sessionID' in target) return;
+  Object.defineProperty(target, 'sessionID', {
+    configurable: true,
+    get: sessionIdOfSession,
+    set: ownSessionId,
+  });
+}
+
+function sessionIdOfSession(this: { session?: unknown }): string | undefined {
+  const current = this.session as { id?: unknown } | null | undefined;
+  const id = current?.id;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** An assignment (express-session's `req.sessionID = …`, on an app it serves) makes an ordinary own property, as without the getter. */
+function ownSessionId(this: object, value: unknown): void {
+  Object.defineProperty(this, 'sessionID', {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 /** What the patched response methods need; kept beside the response to avoid per-request closures. */

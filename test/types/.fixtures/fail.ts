@@ -1,6 +1,6 @@
 /**
- * Must not compile: every line marked `// error` below is a type error, and no other line is.
- * test/types/types.test.ts checks both.
+ * Must not compile (with session-data.ts in the program): every line marked `// error` below is a
+ * type error, and no other line is. test/types/types.test.ts checks both.
  */
 import type { FastifyRequest } from 'fastify';
 import type { Context as HonoContext } from 'hono';
@@ -11,7 +11,6 @@ import { withSession } from 'keepsake/fetch';
 import type {} from 'keepsake/hono';
 import type {} from 'keepsake/koa';
 import type { Context as KoaContext } from 'koa';
-import type {} from './session-data.js';
 
 declare const session: Session;
 

@@ -1,4 +1,7 @@
-/** Must compile: typed keys read and write with their declared types; other keys stay open. */
+/**
+ * Must compile (with session-data.ts in the program): typed keys read and write with their
+ * declared types; other keys stay open.
+ */
 import type { FastifyRequest } from 'fastify';
 import type { Context as HonoContext } from 'hono';
 import type { AppSessionData, Session } from 'keepsake';
@@ -9,7 +12,6 @@ import type {} from 'keepsake/hono';
 import type {} from 'keepsake/koa';
 import { withSession as withNodeSession } from 'keepsake/node';
 import type { Context as KoaContext } from 'koa';
-import type {} from './session-data.js';
 
 type Equal<A, B> =
   (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -63,7 +65,12 @@ withSession({ driver: 'array' }, (_request, fetchSession) => {
   return new Response('ok');
 });
 
-// node:http's withSession takes the shape as its type argument.
+// node:http's withSession types the session by the declaration too, and takes a shape directly.
+withNodeSession({ driver: 'array' }, (request, response) => {
+  const fromNode = request.session.get('count');
+  exact<Equal<typeof fromNode, number | null>>();
+  response.end();
+});
 withNodeSession<AppSessionData>({ driver: 'array' }, (request, response) => {
   const fromNode = request.session.get('count');
   exact<Equal<typeof fromNode, number | null>>();

@@ -1,6 +1,7 @@
 /**
- * The app's session shape, declared the documented way (one declaration for every framework).
- * Both fixtures include it; it is not part of tsconfig.check.json, so it types nothing else.
+ * The app's session shape, declared the documented way (README.md, docs/frameworks/*.md): one
+ * declaration types every framework. types.test.ts puts it in each of its programs; it is in no
+ * other compilation (tsconfig.check.json skips dot-folders), so it types nothing else.
  */
 import type {} from 'keepsake';
 
