@@ -1,11 +1,20 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { IncomingMessage as NodeIncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
 import type { AppSessionData, Session, SessionData } from '../index.js';
 import type { SessionManager } from '../manager.js';
 
-/** Options of the middleware: the session configuration plus `readOnly(request)`. */
-export type SessionMiddlewareOptions = AdapterOptions<IncomingMessage>;
+/** Options of the middleware: the session configuration plus per-request choices. */
+export interface SessionMiddlewareOptions extends AdapterOptions<IncomingMessage> {
+  /**
+   * Whether the request arrived over HTTPS, for `cookie.secure: 'auto'`. Default: Express's
+   * `req.secure` (which follows its `trust proxy` setting), else whether the connection is TLS
+   * (node:https). Behind a proxy that ends TLS in front of plain node:http, read the proxy's header
+   * here — only if every request comes through that proxy.
+   */
+  isSecure?: (request: IncomingMessage) => boolean;
+}
 
 /** A request after the middleware ran. */
 export type SessionRequest<Data extends SessionData = AppSessionData> = IncomingMessage & {
@@ -27,21 +36,36 @@ function clientIp(request: IncomingMessage): string {
 }
 
 /**
+ * Express's `req.secure` (trust-proxy aware), else whether the connection itself is TLS
+ * (node:https). A forwarded header is never read here: Express reads it only from a trusted proxy.
+ */
+function requestIsSecure(request: IncomingMessage): boolean {
+  const expressSecure = (request as IncomingMessage & { secure?: unknown }).secure;
+  if (typeof expressSecure === 'boolean') return expressSecure;
+  return (request.socket as Partial<TLSSocket>).encrypted === true;
+}
+
+/**
  * Session middleware for node:http, Connect and Express: `app.use(session({ ...config }))`, then
  * `req.session` is the Session. The data is saved before the response finishes, so the client's
  * next request always sees it; a lock timeout or store failure reaches `next(error)` as a 503.
  */
 export function session(options: SessionMiddlewareOptions = {}): SessionMiddleware {
-  return middlewareOf(new AdapterKit<IncomingMessage>(options));
+  const { isSecure = requestIsSecure, ...rest } = options;
+  return middlewareOf(new AdapterKit<IncomingMessage>(rest), isSecure);
 }
 
-function middlewareOf(kit: AdapterKit<IncomingMessage>): SessionMiddleware {
+function middlewareOf(
+  kit: AdapterKit<IncomingMessage>,
+  isSecure: (request: IncomingMessage) => boolean,
+): SessionMiddleware {
   const middleware = (request: IncomingMessage, response: ServerResponse, next: Next): void => {
     kit
       .start(request, {
         cookieHeader: request.headers.cookie,
         ip: () => clientIp(request),
         requestedWith: request.headers['x-requested-with'] as string | undefined,
+        secure: () => isSecure(request),
       })
       .then((started) => {
         (request as SessionRequest).session = started;
@@ -141,9 +165,34 @@ function writeHeadWithCookies(this: ServerResponse, ...args: unknown[]): unknown
   const { kit, session, writeHead } = attachedTo(this);
   if (!this.headersSent) {
     for (const cookie of kit.manager.setCookies(session)) this.appendHeader('Set-Cookie', cookie);
+    if (!setsCacheControl(args)) {
+      for (const [name, value] of kit.cacheHeaders(session, this, hasHeader))
+        this.setHeader(name, value);
+    }
   }
   return Reflect.apply(writeHead, this, args);
 }
+
+function hasHeader(response: ServerResponse, name: string): boolean {
+  return response.hasHeader(name);
+}
+
+/** `writeHead(status, [message], headers)` given a Cache-Control of the app's own. */
+function setsCacheControl(args: unknown[]): boolean {
+  const headers = args[args.length - 1];
+  if (args.length < 2 || typeof headers !== 'object' || headers === null) return false;
+  if (Array.isArray(headers)) {
+    // A flat [name, value, name, value…] list, or a list of [name, value] pairs.
+    return headers.some(
+      (entry, index) =>
+        (typeof entry === 'string' && index % 2 === 0 && isCacheControl(entry)) ||
+        (Array.isArray(entry) && typeof entry[0] === 'string' && isCacheControl(entry[0])),
+    );
+  }
+  return Object.keys(headers as OutgoingHttpHeaders).some(isCacheControl);
+}
+
+const isCacheControl = (name: string) => name.toLowerCase() === 'cache-control';
 
 function endAfterCommit(this: ServerResponse, ...args: unknown[]): ServerResponse {
   const attached = attachedTo(this);
@@ -204,8 +253,9 @@ export function withSession<Data extends SessionData = AppSessionData>(
   options: SessionMiddlewareOptions,
   handler: (request: SessionRequest<Data>, response: ServerResponse) => unknown,
 ): ((request: IncomingMessage, response: ServerResponse) => void) & { manager: SessionManager } {
-  const kit = new AdapterKit<IncomingMessage>(options);
-  const middleware = middlewareOf(kit);
+  const { isSecure = requestIsSecure, ...rest } = options;
+  const kit = new AdapterKit<IncomingMessage>(rest);
+  const middleware = middlewareOf(kit, isSecure);
   const listener = (request: IncomingMessage, response: ServerResponse): void => {
     middleware(request, response, (error) => {
       if (error !== undefined) {
