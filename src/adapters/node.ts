@@ -49,6 +49,8 @@ function requestIsSecure(request: IncomingMessage): boolean {
  * Session middleware for node:http, Connect and Express: `app.use(session({ ...config }))`, then
  * `req.session` is the Session. The data is saved before the response finishes, so the client's
  * next request always sees it; a lock timeout or store failure reaches `next(error)` as a 503.
+ * Responses of requests with a session get the `cacheLimiter` headers when their headers go out,
+ * unless the app set its own Cache-Control (with setHeader or in writeHead).
  */
 export function session(options: SessionMiddlewareOptions = {}): SessionMiddleware {
   const { isSecure = requestIsSecure, ...rest } = options;
