@@ -1,5 +1,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { IncomingMessage as NodeIncomingMessage } from 'node:http';
+import {
+  IncomingMessage as NodeIncomingMessage,
+  ServerResponse as NodeServerResponse,
+} from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
 import type { AppSessionData, Session, SessionData } from '../index.js';
@@ -142,37 +145,115 @@ function attachedTo(response: ServerResponse): Attached {
 }
 
 /**
- * Hooks the response: Set-Cookie is added when the headers go out, and `end()` waits for the
- * session to be written (PHP's write-before-output order). A response that never ends (client gone)
- * still releases the lock on 'close'.
+ * Hooks the response: Set-Cookie and the cache headers are added when the headers go out, and
+ * `end()` waits for the session to be written (PHP's write-before-output order). A response that
+ * never ends (client gone) still releases the lock on 'close'.
  */
 function attach(
   kit: AdapterKit<IncomingMessage>,
   started: Session,
   response: ServerResponse,
 ): void {
+  const shared = sharedHookOf(response);
   attachments.set(response, {
     kit,
     session: started,
-    writeHead: response.writeHead,
-    end: response.end,
+    writeHead: shared?.writeHead ?? response.writeHead,
+    end: shared?.end ?? response.end,
     ending: false,
   });
-  response.writeHead = writeHeadWithCookies as ServerResponse['writeHead'];
-  response.end = endAfterCommit as ServerResponse['end'];
+  if (shared === null) {
+    response.writeHead = writeHeadWithCookies as ServerResponse['writeHead'];
+    response.end = endAfterCommit as ServerResponse['end'];
+  }
   response.on('close', commitOnClose);
 }
 
+/** The methods a shared hook replaced, called for responses keepsake did not start. */
+interface Originals {
+  readonly writeHead: ServerResponse['writeHead'];
+  readonly end: ServerResponse['end'];
+}
+
+const hookedPrototypes = new WeakMap<object, Originals>();
+/** The response prototype last seen, and its shared hook (null: hook each response instead). */
+let lastPrototype: object | null = null;
+let lastHook: Originals | null = null;
+
+/**
+ * The hook shared by every response of a framework: writeHead/end replaced once, on the
+ * framework's own response prototype — the one right above node's ServerResponse, Express's
+ * `express.response`, which every app and mounted sub-app inherits, so a sub-app swapping the
+ * response's prototype mid-request keeps the hook. Assigning two methods to each response costs
+ * microseconds once Express has swapped its prototype (measured). Plain node:http responses have no
+ * such prototype: they are hooked one by one (null), never through node's own prototype.
+ */
+function sharedHookOf(response: ServerResponse): Originals | null {
+  const prototype: object | null = Object.getPrototypeOf(response);
+  if (prototype === lastPrototype) return lastHook;
+  let target = prototype;
+  while (target !== null && Object.getPrototypeOf(target) !== NodeServerResponse.prototype) {
+    target = Object.getPrototypeOf(target);
+  }
+  lastPrototype = prototype;
+  lastHook = target === null ? null : (hookedPrototypes.get(target) ?? hookPrototype(target));
+  return lastHook;
+}
+
+function hookPrototype(target: object): Originals {
+  const framework = target as ServerResponse;
+  const originals: Originals = { writeHead: framework.writeHead, end: framework.end };
+  hookedPrototypes.set(target, originals);
+  Object.defineProperty(target, 'writeHead', {
+    configurable: true,
+    writable: true,
+    value: function writeHead(this: ServerResponse, ...args: unknown[]): unknown {
+      const attached = attachments.get(this);
+      if (attached === undefined) return Reflect.apply(originals.writeHead, this, args);
+      return writeHeadOf(this, attached, args);
+    },
+  });
+  Object.defineProperty(target, 'end', {
+    configurable: true,
+    writable: true,
+    value: function end(this: ServerResponse, ...args: unknown[]): unknown {
+      const attached = attachments.get(this);
+      if (attached === undefined) return Reflect.apply(originals.end, this, args);
+      return endOf(this, attached, args);
+    },
+  });
+  return originals;
+}
+
 function writeHeadWithCookies(this: ServerResponse, ...args: unknown[]): unknown {
-  const { kit, session, writeHead } = attachedTo(this);
-  if (!this.headersSent) {
-    for (const cookie of kit.manager.setCookies(session)) this.appendHeader('Set-Cookie', cookie);
+  return writeHeadOf(this, attachedTo(this), args);
+}
+
+function writeHeadOf(response: ServerResponse, attached: Attached, args: unknown[]): unknown {
+  const { kit, session, writeHead } = attached;
+  if (!response.headersSent) {
+    for (const cookie of kit.manager.setCookies(session))
+      response.appendHeader('Set-Cookie', cookie);
     if (!setsCacheControl(args)) {
-      for (const [name, value] of kit.cacheHeaders(session, this, hasHeader))
-        this.setHeader(name, value);
+      for (const [name, value] of kit.cacheHeaders(session, response, hasHeader))
+        response.setHeader(name, value);
     }
   }
-  return Reflect.apply(writeHead, this, args);
+  return Reflect.apply(writeHead, response, args);
+}
+
+function endAfterCommit(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  return endOf(this, attachedTo(this), args);
+}
+
+function endOf(response: ServerResponse, attached: Attached, args: unknown[]): ServerResponse {
+  if (attached.ending) return response;
+  attached.ending = true;
+  attached.kit.manager.commit(attached.session).then(
+    () => Reflect.apply(attached.end, response, args),
+    (error: unknown) => answerCommitFailure(response, attached, args, error),
+  );
+  return response;
 }
 
 function hasHeader(response: ServerResponse, name: string): boolean {
@@ -195,17 +276,6 @@ function setsCacheControl(args: unknown[]): boolean {
 }
 
 const isCacheControl = (name: string) => name.toLowerCase() === 'cache-control';
-
-function endAfterCommit(this: ServerResponse, ...args: unknown[]): ServerResponse {
-  const attached = attachedTo(this);
-  if (attached.ending) return this;
-  attached.ending = true;
-  attached.kit.manager.commit(attached.session).then(
-    () => Reflect.apply(attached.end, this, args),
-    (error: unknown) => answerCommitFailure(this, attached, args, error),
-  );
-  return this;
-}
 
 /** Saving failed: an unsent response becomes the error; a streamed one can only end as it is. */
 function answerCommitFailure(
