@@ -19,7 +19,17 @@ export interface RequestFacts {
   readonly ip: () => string;
   /** The `X-Requested-With` header, if any. */
   readonly requestedWith: string | null | undefined;
+  /**
+   * The request arrived over HTTPS as the framework sees it (its trust-proxy setting included);
+   * only called when `cookie.secure` is `'auto'` or `true`.
+   */
+  readonly secure?: () => boolean;
 }
+
+/** Header name/value pairs to add to a response. */
+export type HeaderPairs = readonly (readonly [string, string])[];
+
+const NO_HEADERS: HeaderPairs = [];
 
 /** A safe answer to a request whose session failed: a status and a text that names no internals. */
 export interface FailureAnswer {
@@ -36,11 +46,14 @@ export interface FailureAnswer {
 export class AdapterKit<Request> {
   readonly manager: SessionManager;
   readonly #readOnly: ((request: Request) => boolean) | undefined;
+  /** Whether the request's scheme matters: cookie.secure is 'auto' or true. */
+  readonly #askSecure: boolean;
 
   constructor(options: AdapterOptions<Request>) {
     const { readOnly, ...config } = options;
     this.manager = new SessionManager(config);
     this.#readOnly = readOnly;
+    this.#askSecure = this.manager.config.cookie.secure !== false;
   }
 
   /** Starts the session of `request`. Rejects with SessionLockTimeoutError or SessionStoreError (503). */
@@ -53,7 +66,28 @@ export class AdapterKit<Request> {
       ip: this.manager.config.matchIP ? facts.ip() : '',
       ajax: isAjax(facts.requestedWith),
       readOnly: this.#readOnly?.(request) ?? false,
+      secure: this.#askSecure ? facts.secure?.() : undefined,
     });
+  }
+
+  /**
+   * The cache headers (PHP's session.cache_limiter) to add to the response of a request that has
+   * a session. The app wins: when it set its own Cache-Control none are added (its caching policy
+   * is not contradicted by a Pragma or a past Expires), and a header it set is never replaced.
+   * `has(target, name)` tells whether the response already holds a header (name in lower case).
+   */
+  cacheHeaders<Target>(
+    session: Session,
+    target: Target,
+    has: (target: Target, name: string) => boolean,
+  ): HeaderPairs {
+    const pairs = this.manager.cacheHeaders(session);
+    if (pairs.length === 0 || has(target, 'cache-control')) return NO_HEADERS;
+    for (const [name] of pairs) {
+      if (has(target, name.toLowerCase()))
+        return pairs.filter(([other]) => !has(target, other.toLowerCase()));
+    }
+    return pairs;
   }
 
   /** Saves (or touches) and unlocks, then answers the Set-Cookie values. */

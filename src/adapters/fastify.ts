@@ -23,7 +23,9 @@ declare module 'fastify' {
  * Session plugin for Fastify: `await app.register(session({ ...config }))`, then
  * `request.session` is the Session on every route of the app (the plugin is not encapsulated).
  * The session is saved before the reply is sent; a lock timeout or store failure reaches the
- * error handler as a 503. The client IP for `matchIP` is `request.ip` (honours `trustProxy`).
+ * error handler as a 503. The client IP for `matchIP` is `request.ip`, and the scheme for
+ * `cookie.secure: 'auto'` is `request.protocol` (both honour `trustProxy`). Responses of requests
+ * with a session get the `cacheLimiter` headers unless the route set its own Cache-Control.
  */
 export function session(options: FastifySessionOptions = {}): FastifySessionPlugin {
   const kit = new AdapterKit<FastifyRequest>(options);
@@ -42,6 +44,7 @@ export function session(options: FastifySessionOptions = {}): FastifySessionPlug
         cookieHeader: request.headers.cookie,
         ip: () => request.ip,
         requestedWith: request.headers['x-requested-with'] as string | undefined,
+        secure: () => request.protocol === 'https',
       });
     });
     instance.addHook(
@@ -52,6 +55,8 @@ export function session(options: FastifySessionOptions = {}): FastifySessionPlug
         finished.add(request);
         // A failure here goes to the error handler, whose reply passes this hook again untouched.
         for (const cookie of await kit.finish(started)) reply.header('set-cookie', cookie);
+        for (const [name, value] of kit.cacheHeaders(started, reply, replyHas))
+          reply.header(name, value);
         return payload;
       },
     );
@@ -66,6 +71,10 @@ export function session(options: FastifySessionOptions = {}): FastifySessionPlug
     [Symbol.for('skip-override')]: true,
     [Symbol.for('fastify.display-name')]: 'keepsake',
   });
+}
+
+function replyHas(reply: FastifyReply, name: string): boolean {
+  return reply.hasHeader(name);
 }
 
 export type { SessionManager } from '../manager.js';

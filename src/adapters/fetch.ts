@@ -18,6 +18,12 @@ export interface FetchSessionOptions extends AdapterOptions<Request> {
    * trusted by default; behind a proxy you trust, read them here.
    */
   ip?: (request: Request, context: ServerContext) => string;
+  /**
+   * Whether the request arrived over HTTPS, for `cookie.secure: 'auto'`. Default: the scheme of
+   * `request.url`. Behind a proxy that ends TLS, the URL says http: read the proxy's header here,
+   * and only if every request comes through that proxy.
+   */
+  isSecure?: (request: Request, context: ServerContext) => boolean;
 }
 
 /** A Fetch-API handler with its session. */
@@ -47,6 +53,14 @@ function serverIp(request: Request, context: ServerContext): string {
   return typeof candidate === 'string' ? candidate : '';
 }
 
+function urlIsHttps(request: Request): boolean {
+  return request.url.startsWith('https:');
+}
+
+function headersHave(headers: Headers, name: string): boolean {
+  return headers.has(name);
+}
+
 function responseOf(answer: FailureAnswer): Response {
   return new Response(answer.body, { status: answer.status, headers: answer.headers });
 }
@@ -54,7 +68,8 @@ function responseOf(answer: FailureAnswer): Response {
 /**
  * Wraps a Fetch-API handler: `export default { fetch: withSession(config, (request, session) => …) }`.
  * The session is saved before the wrapped handler's promise resolves, so the response never leaves
- * before the data is stored; Set-Cookie is appended to the handler's own headers. A lock timeout or
+ * before the data is stored; Set-Cookie, and the `cacheLimiter` headers unless the handler set its
+ * own Cache-Control, are added to the handler's own headers. A lock timeout or
  * store failure answers 503; an error of the handler is rethrown (after the lock is released) for
  * the server to answer.
  */
@@ -62,7 +77,7 @@ export function withSession<Data extends SessionData = AppSessionData>(
   options: FetchSessionOptions,
   handler: SessionFetchHandler<Data>,
 ): FetchHandler {
-  const { ip = serverIp, ...rest } = options;
+  const { ip = serverIp, isSecure = urlIsHttps, ...rest } = options;
   const kit = new AdapterKit<Request>(rest);
   const wrapped = async (request: Request, context?: ServerContext): Promise<Response> => {
     let started: Session<Data>;
@@ -71,6 +86,7 @@ export function withSession<Data extends SessionData = AppSessionData>(
         cookieHeader: request.headers.get('cookie') ?? undefined,
         ip: () => ip(request, context),
         requestedWith: request.headers.get('x-requested-with'),
+        secure: () => isSecure(request, context),
       });
     } catch (error) {
       if (error instanceof SessionError) return responseOf(kit.failure(error));
@@ -91,10 +107,12 @@ export function withSession<Data extends SessionData = AppSessionData>(
       if (error instanceof SessionError) return responseOf(kit.failure(error));
       throw error;
     }
-    if (cookies.length === 0) return response;
+    const cacheHeaders = kit.cacheHeaders(started as Session, response.headers, headersHave);
+    if (cookies.length === 0 && cacheHeaders.length === 0) return response;
     // Headers of a fetched or Response.redirect() response are immutable: answer a copy.
     const headers = new Headers(response.headers);
     for (const cookie of cookies) headers.append('Set-Cookie', cookie);
+    for (const [name, value] of cacheHeaders) headers.set(name, value);
     return new Response(response.body, {
       status: response.status,
       statusText: response.statusText,

@@ -14,6 +14,13 @@ export interface HonoSessionOptions extends AdapterOptions<Context> {
    * own, e.g. `(c) => getConnInfo(c).remote.address ?? ''` from your runtime's `hono/<runtime>`.
    */
   getIp?: (c: Context) => string;
+  /**
+   * Whether the request arrived over HTTPS, for `cookie.secure: 'auto'`. Default: the scheme of
+   * `c.req.url`. Behind a proxy that ends TLS, the URL says http: read the proxy's header here,
+   * and only if every request comes through that proxy, e.g.
+   * `(c) => c.req.header('x-forwarded-proto') === 'https'`.
+   */
+  isSecure?: (c: Context) => boolean;
 }
 
 /** Hono middleware; `manager` is exposed for ready(), shutdown() and collectGarbage(). */
@@ -42,10 +49,11 @@ function nodeServerIp(c: Context): string {
  * Session middleware for Hono: `app.use(session({ ...config }))`, then `c.get('session')` is the
  * Session. The session is saved after the handler ran (also when it threw) and before the response
  * leaves; a lock timeout or store failure becomes an `HTTPException` with status 503 (its `cause`
- * is the keepsake error), which `app.onError` receives.
+ * is the keepsake error), which `app.onError` receives. Responses of requests with a session get
+ * the `cacheLimiter` headers unless the handler set its own Cache-Control.
  */
 export function session(options: HonoSessionOptions = {}): HonoSessionMiddleware {
-  const { getIp = nodeServerIp, ...rest } = options;
+  const { getIp = nodeServerIp, isSecure = urlIsHttps, ...rest } = options;
   const kit = new AdapterKit<Context>(rest);
   const middleware: MiddlewareHandler = async (c, next) => {
     const started = await kit
@@ -53,6 +61,7 @@ export function session(options: HonoSessionOptions = {}): HonoSessionMiddleware
         cookieHeader: c.req.header('cookie'),
         ip: () => getIp(c),
         requestedWith: c.req.header('x-requested-with'),
+        secure: () => isSecure(c),
       })
       .catch(asHttpException);
     c.set('session', started);
@@ -60,8 +69,18 @@ export function session(options: HonoSessionOptions = {}): HonoSessionMiddleware
     await next();
     const cookies = await kit.finish(started).catch(asHttpException);
     for (const cookie of cookies) c.header('Set-Cookie', cookie, { append: true });
+    for (const [name, value] of kit.cacheHeaders(started, c.res.headers, headersHave))
+      c.header(name, value);
   };
   return Object.assign(middleware, { manager: kit.manager });
+}
+
+function urlIsHttps(c: Context): boolean {
+  return c.req.url.startsWith('https:');
+}
+
+function headersHave(headers: Headers, name: string): boolean {
+  return headers.has(name);
 }
 
 function asHttpException(error: unknown): never {

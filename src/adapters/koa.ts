@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
 import type { Session } from '../index.js';
@@ -22,7 +23,9 @@ declare module 'koa' {
  * Session middleware for Koa: `app.use(session({ ...config }))`, then `ctx.session` is the Session.
  * The session is saved after the downstream middleware finished and before Koa sends the body, also
  * when it threw; a lock timeout or store failure is thrown as a 503 (`err.status`). The client IP
- * for `matchIP` is `ctx.ip` (honours `app.proxy`).
+ * for `matchIP` is `ctx.ip`, and the scheme for `cookie.secure: 'auto'` is `ctx.secure` (both
+ * honour `app.proxy`). Responses of requests with a session get the `cacheLimiter` headers unless
+ * the downstream middleware set its own Cache-Control.
  */
 export function session(options: KoaSessionOptions = {}): KoaSessionMiddleware {
   const kit = new AdapterKit<Context>(options);
@@ -31,6 +34,7 @@ export function session(options: KoaSessionOptions = {}): KoaSessionMiddleware {
       cookieHeader: ctx.headers.cookie,
       ip: () => ctx.ip,
       requestedWith: ctx.get('x-requested-with'),
+      secure: () => ctx.secure,
     });
     ctx.session = started;
     try {
@@ -41,8 +45,14 @@ export function session(options: KoaSessionOptions = {}): KoaSessionMiddleware {
       throw error;
     }
     for (const cookie of await kit.finish(started)) ctx.append('Set-Cookie', cookie);
+    for (const [name, value] of kit.cacheHeaders(started, ctx.res, responseHas))
+      ctx.set(name, value);
   };
   return Object.assign(middleware, { manager: kit.manager });
+}
+
+function responseHas(response: ServerResponse, name: string): boolean {
+  return response.hasHeader(name);
 }
 
 export type { SessionManager } from '../manager.js';

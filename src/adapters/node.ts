@@ -1,11 +1,23 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { IncomingMessage as NodeIncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  IncomingMessage as NodeIncomingMessage,
+  ServerResponse as NodeServerResponse,
+} from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { AdapterKit, type AdapterOptions } from '../adapter-kit.js';
 import type { AppSessionData, Session, SessionData } from '../index.js';
 import type { SessionManager } from '../manager.js';
 
-/** Options of the middleware: the session configuration plus `readOnly(request)`. */
-export type SessionMiddlewareOptions = AdapterOptions<IncomingMessage>;
+/** Options of the middleware: the session configuration plus per-request choices. */
+export interface SessionMiddlewareOptions extends AdapterOptions<IncomingMessage> {
+  /**
+   * Whether the request arrived over HTTPS, for `cookie.secure: 'auto'`. Default: Express's
+   * `req.secure` (which follows its `trust proxy` setting), else whether the connection is TLS
+   * (node:https). Behind a proxy that ends TLS in front of plain node:http, read the proxy's header
+   * here — only if every request comes through that proxy.
+   */
+  isSecure?: (request: IncomingMessage) => boolean;
+}
 
 /** A request after the middleware ran. */
 export type SessionRequest<Data extends SessionData = AppSessionData> = IncomingMessage & {
@@ -27,21 +39,38 @@ function clientIp(request: IncomingMessage): string {
 }
 
 /**
+ * Express's `req.secure` (trust-proxy aware), else whether the connection itself is TLS
+ * (node:https). A forwarded header is never read here: Express reads it only from a trusted proxy.
+ */
+function requestIsSecure(request: IncomingMessage): boolean {
+  const expressSecure = (request as IncomingMessage & { secure?: unknown }).secure;
+  if (typeof expressSecure === 'boolean') return expressSecure;
+  return (request.socket as Partial<TLSSocket>).encrypted === true;
+}
+
+/**
  * Session middleware for node:http, Connect and Express: `app.use(session({ ...config }))`, then
  * `req.session` is the Session. The data is saved before the response finishes, so the client's
  * next request always sees it; a lock timeout or store failure reaches `next(error)` as a 503.
+ * Responses of requests with a session get the `cacheLimiter` headers when their headers go out,
+ * unless the app set its own Cache-Control (with setHeader or in writeHead).
  */
 export function session(options: SessionMiddlewareOptions = {}): SessionMiddleware {
-  return middlewareOf(new AdapterKit<IncomingMessage>(options));
+  const { isSecure = requestIsSecure, ...rest } = options;
+  return middlewareOf(new AdapterKit<IncomingMessage>(rest), isSecure);
 }
 
-function middlewareOf(kit: AdapterKit<IncomingMessage>): SessionMiddleware {
+function middlewareOf(
+  kit: AdapterKit<IncomingMessage>,
+  isSecure: (request: IncomingMessage) => boolean,
+): SessionMiddleware {
   const middleware = (request: IncomingMessage, response: ServerResponse, next: Next): void => {
     kit
       .start(request, {
         cookieHeader: request.headers.cookie,
         ip: () => clientIp(request),
         requestedWith: request.headers['x-requested-with'] as string | undefined,
+        secure: () => isSecure(request),
       })
       .then((started) => {
         (request as SessionRequest).session = started;
@@ -116,45 +145,137 @@ function attachedTo(response: ServerResponse): Attached {
 }
 
 /**
- * Hooks the response: Set-Cookie is added when the headers go out, and `end()` waits for the
- * session to be written (PHP's write-before-output order). A response that never ends (client gone)
- * still releases the lock on 'close'.
+ * Hooks the response: Set-Cookie and the cache headers are added when the headers go out, and
+ * `end()` waits for the session to be written (PHP's write-before-output order). A response that
+ * never ends (client gone) still releases the lock on 'close'.
  */
 function attach(
   kit: AdapterKit<IncomingMessage>,
   started: Session,
   response: ServerResponse,
 ): void {
+  const shared = sharedHookOf(response);
   attachments.set(response, {
     kit,
     session: started,
-    writeHead: response.writeHead,
-    end: response.end,
+    writeHead: shared?.writeHead ?? response.writeHead,
+    end: shared?.end ?? response.end,
     ending: false,
   });
-  response.writeHead = writeHeadWithCookies as ServerResponse['writeHead'];
-  response.end = endAfterCommit as ServerResponse['end'];
+  if (shared === null) {
+    response.writeHead = writeHeadWithCookies as ServerResponse['writeHead'];
+    response.end = endAfterCommit as ServerResponse['end'];
+  }
   response.on('close', commitOnClose);
 }
 
-function writeHeadWithCookies(this: ServerResponse, ...args: unknown[]): unknown {
-  const { kit, session, writeHead } = attachedTo(this);
-  if (!this.headersSent) {
-    for (const cookie of kit.manager.setCookies(session)) this.appendHeader('Set-Cookie', cookie);
+/** The methods a shared hook replaced, called for responses keepsake did not start. */
+interface Originals {
+  readonly writeHead: ServerResponse['writeHead'];
+  readonly end: ServerResponse['end'];
+}
+
+const hookedPrototypes = new WeakMap<object, Originals>();
+/** The response prototype last seen, and its shared hook (null: hook each response instead). */
+let lastPrototype: object | null = null;
+let lastHook: Originals | null = null;
+
+/**
+ * The hook shared by every response of a framework: writeHead/end replaced once, on the
+ * framework's own response prototype — the one right above node's ServerResponse, Express's
+ * `express.response`, which every app and mounted sub-app inherits, so a sub-app swapping the
+ * response's prototype mid-request keeps the hook. Assigning two methods to each response costs
+ * microseconds once Express has swapped its prototype (measured). Plain node:http responses have no
+ * such prototype: they are hooked one by one (null), never through node's own prototype.
+ */
+function sharedHookOf(response: ServerResponse): Originals | null {
+  const prototype: object | null = Object.getPrototypeOf(response);
+  if (prototype === lastPrototype) return lastHook;
+  let target = prototype;
+  while (target !== null && Object.getPrototypeOf(target) !== NodeServerResponse.prototype) {
+    target = Object.getPrototypeOf(target);
   }
-  return Reflect.apply(writeHead, this, args);
+  lastPrototype = prototype;
+  lastHook = target === null ? null : (hookedPrototypes.get(target) ?? hookPrototype(target));
+  return lastHook;
+}
+
+function hookPrototype(target: object): Originals {
+  const framework = target as ServerResponse;
+  const originals: Originals = { writeHead: framework.writeHead, end: framework.end };
+  hookedPrototypes.set(target, originals);
+  Object.defineProperty(target, 'writeHead', {
+    configurable: true,
+    writable: true,
+    value: function writeHead(this: ServerResponse, ...args: unknown[]): unknown {
+      const attached = attachments.get(this);
+      if (attached === undefined) return Reflect.apply(originals.writeHead, this, args);
+      return writeHeadOf(this, attached, args);
+    },
+  });
+  Object.defineProperty(target, 'end', {
+    configurable: true,
+    writable: true,
+    value: function end(this: ServerResponse, ...args: unknown[]): unknown {
+      const attached = attachments.get(this);
+      if (attached === undefined) return Reflect.apply(originals.end, this, args);
+      return endOf(this, attached, args);
+    },
+  });
+  return originals;
+}
+
+function writeHeadWithCookies(this: ServerResponse, ...args: unknown[]): unknown {
+  return writeHeadOf(this, attachedTo(this), args);
+}
+
+function writeHeadOf(response: ServerResponse, attached: Attached, args: unknown[]): unknown {
+  const { kit, session, writeHead } = attached;
+  if (!response.headersSent) {
+    for (const cookie of kit.manager.setCookies(session))
+      response.appendHeader('Set-Cookie', cookie);
+    if (!setsCacheControl(args)) {
+      for (const [name, value] of kit.cacheHeaders(session, response, hasHeader))
+        response.setHeader(name, value);
+    }
+  }
+  return Reflect.apply(writeHead, response, args);
 }
 
 function endAfterCommit(this: ServerResponse, ...args: unknown[]): ServerResponse {
-  const attached = attachedTo(this);
-  if (attached.ending) return this;
+  return endOf(this, attachedTo(this), args);
+}
+
+function endOf(response: ServerResponse, attached: Attached, args: unknown[]): ServerResponse {
+  if (attached.ending) return response;
   attached.ending = true;
   attached.kit.manager.commit(attached.session).then(
-    () => Reflect.apply(attached.end, this, args),
-    (error: unknown) => answerCommitFailure(this, attached, args, error),
+    () => Reflect.apply(attached.end, response, args),
+    (error: unknown) => answerCommitFailure(response, attached, args, error),
   );
-  return this;
+  return response;
 }
+
+function hasHeader(response: ServerResponse, name: string): boolean {
+  return response.hasHeader(name);
+}
+
+/** `writeHead(status, [message], headers)` given a Cache-Control of the app's own. */
+function setsCacheControl(args: unknown[]): boolean {
+  const headers = args[args.length - 1];
+  if (args.length < 2 || typeof headers !== 'object' || headers === null) return false;
+  if (Array.isArray(headers)) {
+    // A flat [name, value, name, value…] list, or a list of [name, value] pairs.
+    return headers.some(
+      (entry, index) =>
+        (typeof entry === 'string' && index % 2 === 0 && isCacheControl(entry)) ||
+        (Array.isArray(entry) && typeof entry[0] === 'string' && isCacheControl(entry[0])),
+    );
+  }
+  return Object.keys(headers as OutgoingHttpHeaders).some(isCacheControl);
+}
+
+const isCacheControl = (name: string) => name.toLowerCase() === 'cache-control';
 
 /** Saving failed: an unsent response becomes the error; a streamed one can only end as it is. */
 function answerCommitFailure(
@@ -204,8 +325,9 @@ export function withSession<Data extends SessionData = AppSessionData>(
   options: SessionMiddlewareOptions,
   handler: (request: SessionRequest<Data>, response: ServerResponse) => unknown,
 ): ((request: IncomingMessage, response: ServerResponse) => void) & { manager: SessionManager } {
-  const kit = new AdapterKit<IncomingMessage>(options);
-  const middleware = middlewareOf(kit);
+  const { isSecure = requestIsSecure, ...rest } = options;
+  const kit = new AdapterKit<IncomingMessage>(rest);
+  const middleware = middlewareOf(kit, isSecure);
   const listener = (request: IncomingMessage, response: ServerResponse): void => {
     middleware(request, response, (error) => {
       if (error !== undefined) {

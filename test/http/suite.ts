@@ -8,8 +8,34 @@ import { FakeClock } from '../../src/clock.js';
 import type { AppFactory, AppOptions, Routes, RunningApp } from '../helpers/apps/types.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { RecordingDriver } from '../helpers/recording-driver.js';
+import { httpsGet, selfSignedCertificate } from '../helpers/tls.js';
 
 const ID = /^[0-9a-f]{32}$/;
+/** The date PHP's session_start() sends as Expires for a page that must not be cached. */
+const PHP_PAST = 'Thu, 19 Nov 1981 08:52:00 GMT';
+const NOCACHE = {
+  expires: PHP_PAST,
+  cacheControl: 'no-store, no-cache, must-revalidate',
+  pragma: 'no-cache',
+};
+const NO_CACHE_HEADERS = { expires: null, cacheControl: null, pragma: null };
+
+function cacheHeadersOf(response: Response) {
+  return {
+    expires: response.headers.get('expires'),
+    cacheControl: response.headers.get('cache-control'),
+    pragma: response.headers.get('pragma'),
+  };
+}
+
+/** A logger that keeps the warnings. */
+function warningsLogger() {
+  const warnings: string[] = [];
+  return {
+    warnings,
+    logger: { debug() {}, warn: (message: string) => warnings.push(message), error() {} },
+  };
+}
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Deferred {
@@ -419,6 +445,202 @@ export function runHttpSuite(factory: AppFactory): void {
       const back = await jar.fetch(`${app().url}/set?name=after`);
       assert.equal(back.status, 200);
       assert.equal((await (await jar.fetch(`${app().url}/peek`)).json()).name, 'after');
+    });
+  });
+
+  describe(`${name}: cache headers (PHP's session.cache_limiter)`, () => {
+    const app = serve(factory, () => ({ session: { driver: 'array' } }), {
+      '/set': ({ session }) => {
+        session.set('name', 'ada');
+        return 'ok';
+      },
+      '/get': ({ session }) => ({ name: session.get('name') }),
+      '/own-cache-control': ({ session, setHeader }) => {
+        session.set('name', 'cached');
+        setHeader('Cache-Control', 'private, max-age=60');
+        return 'ok';
+      },
+      '/destroy': async ({ session }) => {
+        await session.destroy();
+        return 'bye';
+      },
+    });
+
+    it('sends the nocache headers with a new session and with an existing one', async () => {
+      const jar = new CookieJar();
+      const created = await jar.fetch(`${app().url}/set`);
+      assert.equal(created.status, 200);
+      assert.deepEqual(cacheHeadersOf(created), NOCACHE);
+      const existing = await jar.fetch(`${app().url}/get`);
+      assert.equal((await existing.json()).name, 'ada');
+      assert.deepEqual(cacheHeadersOf(existing), NOCACHE);
+    });
+
+    it('sends no cache headers to a visitor who stores nothing', async () => {
+      const visit = await fetch(`${app().url}/get`);
+      assert.deepEqual(visit.headers.getSetCookie(), []);
+      assert.deepEqual(cacheHeadersOf(visit), NO_CACHE_HEADERS);
+      await visit.arrayBuffer();
+    });
+
+    it("keeps the app's own Cache-Control and adds no Expires or Pragma", async () => {
+      const jar = new CookieJar();
+      const response = await jar.fetch(`${app().url}/own-cache-control`);
+      assert.equal(response.status, 200);
+      assert.match(response.headers.getSetCookie()[0] ?? '', /^ci_session=[0-9a-f]{32};/);
+      assert.deepEqual(cacheHeadersOf(response), {
+        expires: null,
+        cacheControl: 'private, max-age=60',
+        pragma: null,
+      });
+      assert.deepEqual(cacheHeadersOf(await jar.fetch(`${app().url}/get`)), NOCACHE);
+    });
+
+    it('sends them with the deletion cookie of a destroyed session', async () => {
+      const jar = new CookieJar();
+      await jar.fetch(`${app().url}/set`);
+      const response = await jar.fetch(`${app().url}/destroy`);
+      assert.match(response.headers.getSetCookie()[0] ?? '', /^ci_session=; Max-Age=0;/);
+      assert.deepEqual(cacheHeadersOf(response), NOCACHE);
+    });
+  });
+
+  describe(`${name}: every cacheLimiter value, with cacheExpire 30 minutes`, () => {
+    const clock = new FakeClock();
+    const expected = {
+      nocache: () => NOCACHE,
+      private: () => ({ expires: PHP_PAST, cacheControl: 'private, max-age=1800', pragma: null }),
+      private_no_expire: () => ({
+        expires: null,
+        cacheControl: 'private, max-age=1800',
+        pragma: null,
+      }),
+      public: () => ({
+        expires: new Date(clock.now() + 1800 * 1000).toUTCString(),
+        cacheControl: 'public, max-age=1800',
+        pragma: null,
+      }),
+      false: () => NO_CACHE_HEADERS,
+    };
+    const limiters = ['nocache', 'private', 'private_no_expire', 'public', false] as const;
+    const apps = limiters.map((cacheLimiter) =>
+      serve(
+        factory,
+        () => ({ session: { driver: 'array', clock: clock.now, cacheLimiter, cacheExpire: 30 } }),
+        {
+          '/set': ({ session }) => {
+            session.set('name', 'ada');
+            return 'ok';
+          },
+        },
+      ),
+    );
+
+    limiters.forEach((cacheLimiter, index) => {
+      it(`cacheLimiter ${String(cacheLimiter)} sends PHP's headers`, async () => {
+        const response = await fetch(`${apps[index]?.().url}/set`);
+        assert.equal(response.status, 200);
+        assert.deepEqual(cacheHeadersOf(response), expected[String(cacheLimiter) as 'false']());
+        await response.arrayBuffer();
+      });
+    });
+  });
+
+  describe(`${name}: cookie.secure 'auto' over HTTPS`, () => {
+    const app = serve(
+      factory,
+      () => ({
+        session: { driver: 'array', cookie: { secure: 'auto' } },
+        tls: selfSignedCertificate(),
+      }),
+      {
+        '/set': ({ session }) => {
+          session.set('name', 'ada');
+          return 'ok';
+        },
+      },
+    );
+
+    it('marks the cookie Secure when the request came over TLS', async () => {
+      const answer = await httpsGet(`${app().url}/set`, selfSignedCertificate().cert);
+      assert.equal(answer.status, 200);
+      assert.equal(answer.setCookies.length, 1);
+      assert.match(answer.setCookies[0] ?? '', /^ci_session=[0-9a-f]{32}; .*; Secure; HttpOnly;/);
+    });
+  });
+
+  describe(`${name}: cookie.secure 'auto' over plain HTTP`, () => {
+    const app = serve(
+      factory,
+      () => ({ session: { driver: 'array', cookie: { secure: 'auto' } } }),
+      {
+        '/set': ({ session }) => {
+          session.set('name', 'ada');
+          return 'ok';
+        },
+      },
+    );
+
+    it('sends no Secure attribute, even when the client says X-Forwarded-Proto: https', async () => {
+      for (const headers of [{}, { 'X-Forwarded-Proto': 'https' }] as Record<string, string>[]) {
+        const response = await fetch(`${app().url}/set`, { headers });
+        const [cookie = ''] = response.headers.getSetCookie();
+        assert.match(cookie, /^ci_session=[0-9a-f]{32}; .*; HttpOnly; SameSite=Lax$/);
+        assert.doesNotMatch(cookie, /Secure/);
+        await response.arrayBuffer();
+      }
+    });
+  });
+
+  describe(`${name}: cookie.secure 'auto' behind a trusted proxy`, () => {
+    const app = serve(
+      factory,
+      () => ({ session: { driver: 'array', cookie: { secure: 'auto' } }, trustProxy: true }),
+      {
+        '/set': ({ session }) => {
+          session.set('name', 'ada');
+          return 'ok';
+        },
+      },
+    );
+
+    it("follows the trusted proxy's X-Forwarded-Proto", async () => {
+      const overHttps = await fetch(`${app().url}/set`, {
+        headers: { 'X-Forwarded-Proto': 'https' },
+      });
+      assert.match(overHttps.headers.getSetCookie()[0] ?? '', /; Secure; HttpOnly;/);
+      await overHttps.arrayBuffer();
+      const overHttp = await fetch(`${app().url}/set`, {
+        headers: { 'X-Forwarded-Proto': 'http' },
+      });
+      assert.match(overHttp.headers.getSetCookie()[0] ?? '', /^ci_session=[0-9a-f]{32};/);
+      assert.doesNotMatch(overHttp.headers.getSetCookie()[0] ?? '', /Secure/);
+      await overHttp.arrayBuffer();
+    });
+  });
+
+  describe(`${name}: cookie.secure true over plain HTTP`, () => {
+    const { warnings, logger } = warningsLogger();
+    const app = serve(
+      factory,
+      () => ({ session: { driver: 'array', cookie: { secure: true }, logger } }),
+      {
+        '/set': ({ session }) => {
+          session.set('name', 'ada');
+          return 'ok';
+        },
+      },
+    );
+
+    it('still sends the cookie with Secure, and warns once that the browser will drop it', async () => {
+      for (let visitor = 0; visitor < 3; visitor += 1) {
+        const response = await fetch(`${app().url}/set`);
+        assert.equal(response.status, 200);
+        assert.match(response.headers.getSetCookie()[0] ?? '', /; Secure; HttpOnly;/);
+        await response.arrayBuffer();
+      }
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0] ?? '', /cookie\.secure is true but a request came over plain HTTP/);
     });
   });
 }

@@ -1,3 +1,4 @@
+import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { session } from '../../../src/adapters/express.js';
@@ -10,6 +11,7 @@ export const expressApp: AppFactory = {
   async start(options, routes) {
     const host = options.host ?? '127.0.0.1';
     const app = express();
+    if (options.trustProxy) app.set('trust proxy', 'loopback');
     const middleware = session({
       ...options.session,
       readOnly: (request) => isReadOnly(options, request.url),
@@ -21,6 +23,7 @@ export const expressApp: AppFactory = {
           session: request.session,
           query: queryOf(request.url),
           setCookie: (value) => response.append('Set-Cookie', value),
+          setHeader: (name, value) => response.set(name, value),
         });
         if (typeof body === 'string') response.type('text').send(body);
         else response.json(body);
@@ -39,10 +42,13 @@ export const expressApp: AppFactory = {
           .send(error.message);
       },
     );
-    const server = app.listen(0, host);
+    const server =
+      options.tls === undefined
+        ? app.listen(0, host)
+        : createServer(options.tls, app).listen(0, host);
     await new Promise<void>((resolve) => server.once('listening', resolve));
     return {
-      url: urlOf(host, (server.address() as AddressInfo).port),
+      url: urlOf(host, (server.address() as AddressInfo).port, options.tls !== undefined),
       manager: middleware.manager,
       async close() {
         server.closeAllConnections();

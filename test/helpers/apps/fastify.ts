@@ -8,7 +8,10 @@ export const fastifyApp: AppFactory = {
   framework: 'Fastify',
   async start(options, routes) {
     const host = options.host ?? '127.0.0.1';
-    const app = Fastify();
+    const app = Fastify({
+      trustProxy: options.trustProxy ?? false,
+      ...(options.tls === undefined ? {} : { https: options.tls }),
+    });
     const plugin = session({
       ...options.session,
       readOnly: (request) => isReadOnly(options, request.url),
@@ -20,6 +23,7 @@ export const fastifyApp: AppFactory = {
           session: request.session,
           query: queryOf(request.url),
           setCookie: (value) => reply.header('set-cookie', value),
+          setHeader: (name, value) => reply.header(name, value),
         });
         if (typeof body === 'string') return reply.type('text/plain').send(body);
         return body;
@@ -29,7 +33,7 @@ export const fastifyApp: AppFactory = {
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : 0;
     return {
-      url: urlOf(host, port),
+      url: urlOf(host, port, options.tls !== undefined),
       manager: plugin.manager,
       async close() {
         app.server.closeAllConnections();

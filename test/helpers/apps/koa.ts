@@ -1,3 +1,4 @@
+import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { session } from '../../../src/adapters/koa.js';
@@ -11,6 +12,7 @@ export const koaApp: AppFactory = {
     const host = options.host ?? '127.0.0.1';
     const app = new Koa();
     app.silent = true;
+    app.proxy = options.trustProxy ?? false;
     const middleware = session({
       ...options.session,
       readOnly: (ctx) => isReadOnly(options, ctx.url),
@@ -23,13 +25,17 @@ export const koaApp: AppFactory = {
         session: ctx.session,
         query: queryOf(ctx.url),
         setCookie: (value) => ctx.append('Set-Cookie', value),
+        setHeader: (name, value) => ctx.set(name, value),
       });
       ctx.body = body;
     });
-    const server = app.listen(0, host);
+    const server =
+      options.tls === undefined
+        ? app.listen(0, host)
+        : createServer(options.tls, app.callback()).listen(0, host);
     await new Promise<void>((resolve) => server.once('listening', resolve));
     return {
-      url: urlOf(host, (server.address() as AddressInfo).port),
+      url: urlOf(host, (server.address() as AddressInfo).port, options.tls !== undefined),
       manager: middleware.manager,
       async close() {
         server.closeAllConnections();

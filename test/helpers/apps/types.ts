@@ -8,6 +8,8 @@ export interface RouteContext {
   query: URLSearchParams;
   /** Adds a Set-Cookie of the app's own, the way an app of that framework would. */
   setCookie(value: string): void;
+  /** Sets a response header of the app's own (e.g. its Cache-Control), the framework's way. */
+  setHeader(name: string, value: string): void;
 }
 
 /**
@@ -25,6 +27,13 @@ export interface AppOptions {
   readOnlyPaths?: readonly string[];
   /** Listen address; 127.0.0.1 unless a test needs IPv6 too ('::'). */
   host?: string;
+  /** Serve HTTPS (node:https or the framework's own option) with this key and certificate. */
+  tls?: { key: string; cert: string };
+  /**
+   * Trust the proxy on loopback, the framework's way (Express `trust proxy`, Fastify `trustProxy`,
+   * Koa `app.proxy`; node:http, Hono and Fetch through keepsake's `isSecure` option).
+   */
+  trustProxy?: boolean;
 }
 
 export interface RunningApp {
@@ -40,9 +49,12 @@ export interface AppFactory {
 }
 
 /** The URL of a server listening on `host` and `port`. */
-export function urlOf(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+export function urlOf(host: string, port: number, tls = false): string {
+  return `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
+
+/** What a proxy trusted by the app says about the scheme (the `isSecure` option of keepsake). */
+export const forwardedHttps = (proto: string | null | undefined): boolean => proto === 'https';
 
 /** The path of a request URL, without its query. */
 export function pathOf(url: string | undefined): string {
