@@ -20,7 +20,13 @@ import type { HeldLock, LockProtocol } from './lock-protocol.js';
 import type { KeyedQueue } from './locks.js';
 import type { SessionLogger } from './log.js';
 import { ageMarkers, isPlainRecord, LAST_REGENERATE_KEY, VARS_KEY } from './markers.js';
-import { assertStorable, deserialize, serialize } from './serializer.js';
+import {
+  assertStorable,
+  deserialize,
+  oversizeMessage,
+  serialize,
+  serializeWithin,
+} from './serializer.js';
 import type { SessionInternals, SessionState } from './session.js';
 
 /** What an adapter tells the manager about a request. */
@@ -98,6 +104,7 @@ export class RequestLifecycle implements SessionInternals {
   id = '';
   state: SessionState;
   readonly clock: Clock;
+  readonly maxPayloadBytes: number;
   readonly #context: LifecycleContext;
   readonly #ip: string;
   readonly #ajax: boolean;
@@ -125,6 +132,7 @@ export class RequestLifecycle implements SessionInternals {
   constructor(context: LifecycleContext, request: RequestInfo) {
     this.#context = context;
     this.clock = context.clock;
+    this.maxPayloadBytes = context.maxPayloadBytes;
     const cookieValue = readCookie(request.cookieHeader, context.cookieName);
     this.#incomingId = isValidSessionId(cookieValue) ? cookieValue : undefined;
     this.#ip = context.matchIP ? normalizeIp(request.ip) : '';
@@ -522,17 +530,12 @@ export class RequestLifecycle implements SessionInternals {
     this.data.forEach((value, key) => {
       if (assertStorable(key, value)) holdsDates = true;
     });
-    const payload = serialize(this.data, holdsDates);
+    const payload = serializeWithin(this.data, holdsDates, 'the session');
     const limit = this.#context.maxPayloadBytes;
     // Each UTF-16 unit is at most 3 UTF-8 bytes: only a long payload needs counting.
     if (payload.length * 3 > limit) {
       const bytes = Buffer.byteLength(payload);
-      if (bytes > limit) {
-        throw new SessionValueError(
-          `keepsake: the session is ${bytes} bytes, over the ${limit}-byte limit (maxPayloadBytes), so it was not saved and the stored session is unchanged. ` +
-            'Store less in the session (large data belongs in a database, with its ID in the session), or raise maxPayloadBytes if the store can serve that size quickly.',
-        );
-      }
+      if (bytes > limit) throw new SessionValueError(oversizeMessage('the session', bytes, limit));
     }
     return payload;
   }

@@ -2,7 +2,7 @@ import { type Clock, nowSeconds } from './clock.js';
 import { searchDotted } from './dot.js';
 import { SessionClosedError, SessionUnsupportedError } from './errors.js';
 import { isPlainRecord, type Marker, type Markers, VARS_KEY } from './markers.js';
-import { assertStorable } from './serializer.js';
+import { assertEntryFits, assertStorable } from './serializer.js';
 
 /** Session data as an app sees it: any JSON-storable value (or Date) under string keys. */
 export type SessionData = Record<string, unknown>;
@@ -32,6 +32,8 @@ export interface SessionInternals {
   readonly id: string;
   readonly state: SessionState;
   readonly clock: Clock;
+  /** The largest session to store (bytes); set() refuses a single value bigger than that. */
+  readonly maxPayloadBytes?: number;
   regenerate(destroy: boolean): Promise<void>;
   destroy(): Promise<void>;
   close(): Promise<void>;
@@ -124,7 +126,7 @@ export class Session<Data extends SessionData = AppSessionData> {
     } else {
       merged = { ...current, ...values };
     }
-    assertStorable(key, merged);
+    checkValue(this[INTERNAL], key, merged);
     this[INTERNAL].data.set(key, merged);
   }
 
@@ -450,9 +452,16 @@ function storeEntries(internals: SessionInternals, keyOrValues: unknown, value: 
     // Plain objects (the stored record, get()'s result) would turn it into their prototype and lose it.
     if (key === '__proto__')
       throw new TypeError('keepsake: "__proto__" cannot be a session key; choose another name.');
-    assertStorable(key, item);
+    checkValue(internals, key, item);
   }
   for (const [key, item] of entries) internals.data.set(key, item === undefined ? null : item);
+}
+
+/** A storable value, not bigger on its own than the whole session may be. */
+function checkValue(internals: SessionInternals, key: string, value: unknown): void {
+  const holdsDates = assertStorable(key, value);
+  const limit = internals.maxPayloadBytes;
+  if (limit !== undefined) assertEntryFits(key, value, holdsDates, limit);
 }
 
 function markersOf(internals: SessionInternals): Markers | undefined {
