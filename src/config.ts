@@ -60,6 +60,12 @@ export interface SessionConfig {
   /** GC runs on gcProbability out of gcDivisor session starts. */
   gcProbability?: number;
   gcDivisor?: number;
+  /**
+   * Seconds after its creation that a session ends however active it is (regeneration keeps the
+   * creation time); the request after that starts a new, empty session. 0 (default): no limit.
+   * 8–24 hours suits most sites; `expiration` stays the idle lifetime.
+   */
+  absoluteLifetime?: number;
   /** The largest session (serialized, in bytes) to store; a bigger one fails with SessionValueError. */
   maxPayloadBytes?: number;
   /**
@@ -112,6 +118,7 @@ export interface ResolvedConfig {
   readonly gcProbability: number;
   readonly gcDivisor: number;
   readonly maxPayloadBytes: number;
+  readonly absoluteLifetime: number;
   readonly createEmptySessions: boolean;
   readonly cacheLimiter: CacheLimiter;
   readonly touchAfter: number;
@@ -138,6 +145,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'gcProbability',
   'gcDivisor',
   'maxPayloadBytes',
+  'absoluteLifetime',
   'createEmptySessions',
   'cacheLimiter',
   'touchAfter',
@@ -388,6 +396,7 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
       driver.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       64,
     ),
+    absoluteLifetime: integer(options, 'absoluteLifetime', 0, 0),
     createEmptySessions: boolean(options, 'createEmptySessions', false),
     cacheLimiter: resolveCacheLimiter(options.cacheLimiter),
     touchAfter: fraction(options, 'touchAfter', 0.1),

@@ -19,7 +19,15 @@ import { createSessionId, isValidSessionId } from './id.js';
 import type { HeldLock, LockProtocol } from './lock-protocol.js';
 import type { KeyedQueue } from './locks.js';
 import type { SessionLogger } from './log.js';
-import { ageMarkers, isPlainRecord, LAST_REGENERATE_KEY, VARS_KEY } from './markers.js';
+import {
+  ageMarkers,
+  isPlainRecord,
+  LAST_REGENERATE_KEY,
+  META_KEY,
+  type SessionMeta,
+  takeMeta,
+  VARS_KEY,
+} from './markers.js';
 import {
   assertStorable,
   deserialize,
@@ -66,6 +74,10 @@ export interface LifecycleContext {
   readonly regenerateGraceSeconds: number;
   readonly lockWaitMs: number;
   readonly maxPayloadBytes: number;
+  /** Seconds after its creation that a session ends, however active; 0: no limit. */
+  readonly absoluteLifetime: number;
+  /** Seconds the store keeps a browser session (a session whose own lifetime is 0). */
+  readonly browserSessionLifetimeSeconds: number;
   /** Store (and send the cookie of) a new session that holds no userdata, as CodeIgniter does. */
   readonly createEmptySessions: boolean;
   /** An unchanged session's expiry is refreshed once this fraction of its lifetime has passed. */
@@ -116,6 +128,10 @@ export class RequestLifecycle implements SessionInternals {
   /** How long the stored session had left to live when it was read, when the store said. */
   #expiresInMs: number | undefined;
   #issuedNewId = false;
+  /** keepsake's own facts about the session, stored with it but kept out of the data. */
+  #meta: SessionMeta = {};
+  /** setLifetime() changed the cookie's Max-Age: the cookie goes out again. */
+  #lifetimeChanged = false;
   /**
    * A new session the store has not heard of: its ID is neither locked nor stored until commit
    * finds userdata to store. Nobody else can know the ID before its cookie goes out, so nothing
@@ -171,7 +187,8 @@ export class RequestLifecycle implements SessionInternals {
     const held = this.#held;
     this.#held = undefined;
     if (held === undefined) return;
-    const { protocol, lifetimeSeconds, logger } = this.#context;
+    const { protocol, logger } = this.#context;
+    const lifetimeSeconds = this.#storeLifetime();
     try {
       let payload: string;
       try {
@@ -198,7 +215,8 @@ export class RequestLifecycle implements SessionInternals {
    * late), or always when the store cannot say how long it has left.
    */
   #dueForTouch(): boolean {
-    const { touchAfter, lifetimeSeconds } = this.#context;
+    const { touchAfter } = this.#context;
+    const lifetimeSeconds = this.#storeLifetime();
     if (this.#expiresInMs === undefined || touchAfter === 0) return true;
     return this.#expiresInMs <= lifetimeSeconds * 1000 * (1 - touchAfter);
   }
@@ -222,7 +240,8 @@ export class RequestLifecycle implements SessionInternals {
       return;
     }
     const payload = this.#payload();
-    const { protocol, lifetimeSeconds } = this.#context;
+    const { protocol } = this.#context;
+    const lifetimeSeconds = this.#storeLifetime();
     for (;;) {
       const taken = await this.#take(this.#key(this.id));
       try {
@@ -246,19 +265,40 @@ export class RequestLifecycle implements SessionInternals {
     return this.commit();
   }
 
+  setLifetime(seconds: number): void {
+    if (this.state !== 'open')
+      throw new SessionClosedError(this.state, 'change the session lifetime');
+    if (this.#headersSent) throw new SessionHeadersSentError('change the session lifetime');
+    if (!Number.isInteger(seconds) || seconds < 0) {
+      throw new TypeError(
+        `keepsake: setLifetime() takes a whole number of seconds ≥ 0 (0: until the browser closes), got ${String(seconds)}.`,
+      );
+    }
+    this.#meta.lifetime = seconds;
+    this.#lifetimeChanged = true;
+  }
+
+  /** Seconds the store keeps this session after this request. */
+  #storeLifetime(): number {
+    const { lifetime } = this.#meta;
+    if (lifetime === undefined) return this.#context.lifetimeSeconds;
+    return lifetime > 0 ? lifetime : this.#context.browserSessionLifetimeSeconds;
+  }
+
   /**
    * The Set-Cookie values for this response. Call it when the headers are being sent: after that,
    * regenerate() throws, because its new cookie could no longer reach the client.
    */
   cookies(): string[] {
     this.#headersSent = true;
-    const { cookieName, expiration, timeToUpdate, clock } = this.#context;
+    const { cookieName, timeToUpdate, clock } = this.#context;
+    const expiration = this.#meta.lifetime ?? this.#context.expiration;
     if (this.state === 'destroyed') {
       return this.#incomingId !== undefined ? [deletionCookie(cookieName, this.#attributes())] : [];
     }
     if (!this.#hasSession()) return [];
     const refresh = (this.#ajax || timeToUpdate === 0) && this.#incomingId === this.id;
-    if (this.#issuedNewId || this.#idChanged || refresh) {
+    if (this.#issuedNewId || this.#idChanged || this.#lifetimeChanged || refresh) {
       this.#cookieSent = true;
       return [sessionCookie(cookieName, this.id, expiration, clock(), this.#attributes())];
     }
@@ -383,8 +423,11 @@ export class RequestLifecycle implements SessionInternals {
       if (data === undefined) return;
       const movedTo = this.#movedTo(data, id);
       if (movedTo === null) {
+        const meta = takeMeta(data);
+        if (this.#pastAbsoluteLifetime(meta, id)) return;
         this.id = id;
         this.data = data;
+        this.#meta = meta;
         return;
       }
       if (movedTo === undefined || movedTo === false) return;
@@ -414,6 +457,13 @@ export class RequestLifecycle implements SessionInternals {
         break;
       }
       if (movedTo === null) {
+        const meta = takeMeta(data);
+        if (this.#pastAbsoluteLifetime(meta, id)) {
+          await this.#destroyHeld();
+          break;
+        }
+        this.#meta = meta;
+        if (this.#context.absoluteLifetime > 0) this.#meta.created ??= nowSeconds(this.clock);
         this.#storedPayload = taken.payload;
         this.#expiresInMs = taken.expiresInMs;
         this.id = id;
@@ -435,6 +485,18 @@ export class RequestLifecycle implements SessionInternals {
     this.#deferred = true;
     this.id = createSessionId();
     this.data = new Map();
+    this.#meta = this.#context.absoluteLifetime > 0 ? { created: nowSeconds(this.clock) } : {};
+  }
+
+  /** Whether a session created at `meta.created` has outlived absoluteLifetime (it then counts as absent). */
+  #pastAbsoluteLifetime(meta: SessionMeta, id: string): boolean {
+    const { absoluteLifetime, logger } = this.#context;
+    if (absoluteLifetime === 0 || meta.created === undefined) return false;
+    if (nowSeconds(this.clock) < meta.created + absoluteLifetime) return false;
+    logger.debug(
+      `keepsake: session ${id.slice(0, 8)}… is older than absoluteLifetime; a new session replaces it`,
+    );
+    return true;
   }
 
   async #autoRegenerate(): Promise<void> {
@@ -530,7 +592,12 @@ export class RequestLifecycle implements SessionInternals {
     this.data.forEach((value, key) => {
       if (assertStorable(key, value)) holdsDates = true;
     });
-    const payload = serializeWithin(this.data, holdsDates, 'the session');
+    const meta = this.#meta;
+    const data =
+      meta.created === undefined && meta.lifetime === undefined
+        ? this.data
+        : new Map(this.data).set(META_KEY, meta);
+    const payload = serializeWithin(data, holdsDates, 'the session');
     const limit = this.#context.maxPayloadBytes;
     // Each UTF-16 unit is at most 3 UTF-8 bytes: only a long payload needs counting.
     if (payload.length * 3 > limit) {

@@ -214,6 +214,8 @@ export class SessionManager {
       regenerateGraceSeconds: config.regenerateGrace,
       lockWaitMs: config.lockWait,
       maxPayloadBytes: config.maxPayloadBytes,
+      absoluteLifetime: config.absoluteLifetime,
+      browserSessionLifetimeSeconds: config.gcMaxLifetime,
       createEmptySessions: config.createEmptySessions,
       touchAfter: config.touchAfter,
       clock: config.clock,

@@ -1,7 +1,7 @@
 import { type Clock, nowSeconds } from './clock.js';
 import { searchDotted } from './dot.js';
 import { SessionClosedError, SessionUnsupportedError } from './errors.js';
-import { isPlainRecord, type Marker, type Markers, VARS_KEY } from './markers.js';
+import { isPlainRecord, type Marker, type Markers, META_KEY, VARS_KEY } from './markers.js';
 import { assertEntryFits, assertStorable } from './serializer.js';
 
 /** Session data as an app sees it: any JSON-storable value (or Date) under string keys. */
@@ -35,6 +35,7 @@ export interface SessionInternals {
   /** The largest session to store (bytes); set() refuses a single value bigger than that. */
   readonly maxPayloadBytes?: number;
   regenerate(destroy: boolean): Promise<void>;
+  setLifetime(seconds: number): void;
   destroy(): Promise<void>;
   close(): Promise<void>;
 }
@@ -287,6 +288,16 @@ export class Session<Data extends SessionData = AppSessionData> {
   }
 
   /**
+   * This session's own idle lifetime in seconds, from now on and across requests: the store keeps
+   * it that long after its last request, and its cookie's Max-Age follows ("remember me"). 0 makes
+   * it a browser session (the cookie ends when the browser closes). Other sessions keep the
+   * `expiration` option.
+   */
+  setLifetime(seconds: number): void {
+    this[INTERNAL].setLifetime(seconds);
+  }
+
+  /**
    * Deletes the stored session and sends the deletion cookie; later changes in this request throw.
    * With a callback (express-session's `destroy(callback)`): `callback(null)` or `callback(error)` after it.
    */
@@ -452,6 +463,10 @@ function storeEntries(internals: SessionInternals, keyOrValues: unknown, value: 
     // Plain objects (the stored record, get()'s result) would turn it into their prototype and lose it.
     if (key === '__proto__')
       throw new TypeError('keepsake: "__proto__" cannot be a session key; choose another name.');
+    if (key === META_KEY)
+      throw new TypeError(
+        `keepsake: "${META_KEY}" is keepsake's own session key; choose another name.`,
+      );
     checkValue(internals, key, item);
   }
   for (const [key, item] of entries) internals.data.set(key, item === undefined ? null : item);

@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
+import { FakeClock } from '../clock.js';
 import { SessionValueError } from '../errors.js';
 import type { ConformanceTarget, TestFunctions } from './conformance.js';
 import { managerFor, visit } from './conformance-lifecycle.js';
+import { requestFor } from './request-for.js';
 
 const LIMIT = 4_096;
+
+/** The Max-Age of a Set-Cookie value, or undefined when it has none (a browser-session cookie). */
+function maxAgeOf(cookie: string | undefined): number | undefined {
+  assert.ok(cookie !== undefined, 'a cookie was sent');
+  const match = /; Max-Age=(\d+)/.exec(cookie);
+  return match === null ? undefined : Number(match[1]);
+}
 
 /** Whether `error` is the size limit's SessionValueError, naming `bytes` (when given) and the limit. */
 function isOversize(error: unknown, bytes?: number): boolean {
@@ -56,5 +65,88 @@ export function securityGuarantees(target: ConformanceTarget, test: TestFunction
         const after = await visit(manager, id);
         assert.deepEqual(after.get('cart'), { items: ['a'] }, 'the lock was released');
       }));
+
+    const clock = new FakeClock(Date.now());
+    it('absoluteLifetime ends a session however active, across regenerations: a new ID, the old data deleted (fake clock)', () =>
+      managerFor(
+        target,
+        // The core decides absolute expiry by its clock on every store, even one whose records
+        // expire by the store's own real-time TTL.
+        {
+          absoluteLifetime: 100,
+          expiration: 60,
+          timeToUpdate: 30,
+          regenerateGrace: 0,
+          clock: clock.now,
+        },
+        async ({ manager, store }) => {
+          const first = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+          let id = first.id;
+          const ids = [id];
+          // Active every 25 s: never idle for long, regenerated on the way.
+          for (let step = 0; step < 3; step += 1) {
+            clock.advance(25);
+            const session = await visit(manager, id);
+            assert.equal(session.get('user'), 'ada', `still live at ${25 * (step + 1)} s`);
+            assert.equal(session.get('__keepsake_meta'), null, 'keepsake’s own key is hidden');
+            assert.equal(Object.keys(session.get()).includes('__keepsake_meta'), false);
+            id = session.id;
+            ids.push(id);
+          }
+          assert.ok(new Set(ids).size > 1, 'the session was regenerated meanwhile');
+          clock.advance(25);
+          const ended = await visit(manager, id, (s) => s.set('fresh', true));
+          assert.notEqual(ended.id, id, 'a new ID');
+          assert.equal(ended.get('user'), null, 'the old data is gone');
+          assert.equal(
+            await store().inner.peek({ id, ip: null }),
+            null,
+            'the old record is deleted',
+          );
+          const readOnly = await manager.start(requestFor(ended.id, { readOnly: true }));
+          assert.equal(readOnly.get('fresh'), true, 'the new session starts its own clock');
+        },
+      ));
+
+    it('setLifetime() sets this session’s idle lifetime and cookie Max-Age, lasting across requests; 0 is a browser session', () =>
+      managerFor(
+        target,
+        { expiration: 60, gcMaxLifetime: 90, timeToUpdate: 0 },
+        async ({ manager, store, clock }) => {
+          const session = await manager.start(requestFor());
+          session.set('user', 'ada');
+          session.setLifetime(30 * 86_400);
+          const [cookie] = manager.setCookies(session);
+          await manager.commit(session);
+          assert.equal(maxAgeOf(cookie), 30 * 86_400);
+          const { id } = session;
+          if (target.expiry === 'clock') {
+            clock.advance(3_600);
+            await manager.collectGarbage();
+          }
+          const later = await manager.start(requestFor(id));
+          assert.equal(later.get('user'), 'ada', 'alive past the default lifetime');
+          // An AJAX-less request with timeToUpdate 0 refreshes the cookie: its Max-Age is the session's.
+          const [refreshed] = manager.setCookies(later);
+          await manager.commit(later);
+          assert.equal(maxAgeOf(refreshed), 30 * 86_400);
+          const browser = await manager.start(requestFor(id));
+          browser.setLifetime(0);
+          const [browserCookie] = manager.setCookies(browser);
+          await manager.commit(browser);
+          assert.equal(maxAgeOf(browserCookie), undefined, 'no Max-Age');
+          assert.ok(await store().inner.peek({ id, ip: null }), 'stored');
+          if (target.expiry === 'clock') {
+            clock.advance(120);
+            const gone = await visit(manager, id);
+            assert.notEqual(gone.id, id, 'a browser session lives gcMaxLifetime on the server');
+          }
+          const other = await visit(manager, undefined, (s) => s.set('n', 1));
+          const again = await manager.start(requestFor(other.id));
+          const [otherCookie] = manager.setCookies(again);
+          await manager.commit(again);
+          assert.equal(maxAgeOf(otherCookie), 60, 'others keep expiration');
+        },
+      ));
   });
 }
