@@ -28,6 +28,7 @@ import {
   takeMeta,
   VARS_KEY,
 } from './markers.js';
+import type { PayloadCipher } from './payload-cipher.js';
 import {
   assertStorable,
   deserialize,
@@ -36,6 +37,7 @@ import {
   serializeWithin,
 } from './serializer.js';
 import type { SessionInternals, SessionState } from './session.js';
+import type { StorageIds } from './storage-key.js';
 
 /** What an adapter tells the manager about a request. */
 export interface RequestInfo {
@@ -76,6 +78,10 @@ export interface LifecycleContext {
   readonly maxPayloadBytes: number;
   /** Seconds after its creation that a session ends, however active; 0: no limit. */
   readonly absoluteLifetime: number;
+  /** Encrypts payloads (bound to the session ID) when the encryption option is set. */
+  readonly cipher: PayloadCipher | undefined;
+  /** Maps session IDs to store keys. */
+  readonly storageIds: StorageIds;
   /** Seconds the store keeps a browser session (a session whose own lifetime is 0). */
   readonly browserSessionLifetimeSeconds: number;
   /** Store (and send the cookie of) a new session that holds no userdata, as CodeIgniter does. */
@@ -128,6 +134,9 @@ export class RequestLifecycle implements SessionInternals {
   /** How long the stored session had left to live when it was read, when the store said. */
   #expiresInMs: number | undefined;
   #issuedNewId = false;
+  /** The plaintext of the payload #parse() read last, and whether an older key encrypted it. */
+  #plaintext = '';
+  #staleKey = false;
   /** keepsake's own facts about the session, stored with it but kept out of the data. */
   #meta: SessionMeta = {};
   /** setLifetime() changed the cookie's Max-Age: the cookie goes out again. */
@@ -200,8 +209,9 @@ export class RequestLifecycle implements SessionInternals {
         throw error;
       }
       if (payload !== this.#storedPayload)
-        await protocol.write(held.lock, payload, lifetimeSeconds);
-      else if (this.#dueForTouch()) await protocol.touch(held.lock, payload, lifetimeSeconds);
+        await protocol.write(held.lock, this.#encode(payload, this.id), lifetimeSeconds);
+      else if (this.#dueForTouch())
+        await protocol.touch(held.lock, this.#encode(payload, this.id), lifetimeSeconds);
       // Unchanged and recently written or touched: a touch would cost a durable write for nothing.
       else await protocol.release(held.lock);
     } finally {
@@ -247,7 +257,7 @@ export class RequestLifecycle implements SessionInternals {
       try {
         // 128 random bits never collide in practice; if they do, the stored session is not ours.
         if (taken.payload === null && taken.unreadable === undefined) {
-          await protocol.write(taken.held.lock, payload, lifetimeSeconds);
+          await protocol.write(taken.held.lock, this.#encode(payload, this.id), lifetimeSeconds);
           publish.sessionCreated(this.#context.driverName);
           return;
         }
@@ -363,8 +373,9 @@ export class RequestLifecycle implements SessionInternals {
       } else {
         // Requests still carrying the old cookie are led to the new ID for the grace window.
         const until = now + regenerateGraceSeconds;
-        const forward = serialize(new Map([[MOVED_KEY, { to: fresh.id, until }]]));
-        await protocol.write(old.lock, forward, regenerateGraceSeconds);
+        const to = this.#context.storageIds.forward(oldId, fresh.id);
+        const forward = serialize(new Map([[MOVED_KEY, { to, until }]]));
+        await protocol.write(old.lock, this.#encode(forward, oldId), regenerateGraceSeconds);
       }
     } finally {
       old.releaseQueue();
@@ -464,7 +475,8 @@ export class RequestLifecycle implements SessionInternals {
         }
         this.#meta = meta;
         if (this.#context.absoluteLifetime > 0) this.#meta.created ??= nowSeconds(this.clock);
-        this.#storedPayload = taken.payload;
+        // Written again at commit when an older key encrypted it.
+        this.#storedPayload = this.#staleKey ? null : this.#plaintext;
         this.#expiresInMs = taken.expiresInMs;
         this.id = id;
         this.data = data;
@@ -607,9 +619,32 @@ export class RequestLifecycle implements SessionInternals {
     return payload;
   }
 
-  #parse(payload: string, id: string): Map<string, unknown> | undefined {
+  /** The stored payload as encrypted by the session's ID, with the first key. */
+  #encode(payload: string, id: string): string {
+    const { cipher, maxPayloadBytes } = this.#context;
+    if (cipher === undefined) return payload;
+    const envelope = cipher.encrypt(payload, id);
+    if (envelope.length > maxPayloadBytes) {
+      throw new SessionValueError(
+        oversizeMessage('the encrypted session', envelope.length, maxPayloadBytes),
+      );
+    }
+    return envelope;
+  }
+
+  /** The data of a stored payload (decrypted first with the encryption option), or undefined after a warning. */
+  #parse(stored: string, id: string): Map<string, unknown> | undefined {
     try {
-      return deserialize(payload);
+      const { cipher } = this.#context;
+      if (cipher === undefined) {
+        this.#plaintext = stored;
+        this.#staleKey = false;
+      } else {
+        const { plaintext, staleKey } = cipher.decrypt(stored, id);
+        this.#plaintext = plaintext;
+        this.#staleKey = staleKey;
+      }
+      return deserialize(this.#plaintext);
     } catch (error) {
       this.#warnCorrupt(id, error instanceof Error ? error.message : String(error));
       return undefined;
@@ -633,10 +668,12 @@ export class RequestLifecycle implements SessionInternals {
       this.#warnCorrupt(id, 'a malformed forwarding record');
       return false;
     }
-    return moved.until >= nowSeconds(this.clock) ? moved.to : undefined;
+    if (moved.until < nowSeconds(this.clock)) return undefined;
+    const to = this.#context.storageIds.forward(id, moved.to);
+    return isValidSessionId(to) ? to : undefined;
   }
 
   #key(id: string): SessionKey {
-    return { id, ip: this.#context.matchIP ? this.#ip : null };
+    return { id: this.#context.storageIds.of(id), ip: this.#context.matchIP ? this.#ip : null };
   }
 }

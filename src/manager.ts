@@ -215,6 +215,8 @@ export class SessionManager {
       lockWaitMs: config.lockWait,
       maxPayloadBytes: config.maxPayloadBytes,
       absoluteLifetime: config.absoluteLifetime,
+      cipher: config.cipher,
+      storageIds: config.storageIds,
       browserSessionLifetimeSeconds: config.gcMaxLifetime,
       createEmptySessions: config.createEmptySessions,
       touchAfter: config.touchAfter,

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { FakeClock } from '../clock.js';
 import { SessionValueError } from '../errors.js';
+import { PayloadCipher } from '../payload-cipher.js';
+import { StorageIds } from '../storage-key.js';
 import type { ConformanceTarget, TestFunctions } from './conformance.js';
 import { managerFor, visit } from './conformance-lifecycle.js';
+import { newToken } from './conformance-store.js';
+import type { FaultyStore } from './faulty-store.js';
 import { requestFor } from './request-for.js';
 
 const LIMIT = 4_096;
@@ -20,6 +24,20 @@ function isOversize(error: unknown, bytes?: number): boolean {
   assert.match(error.message, new RegExp(`${LIMIT}-byte limit \\(maxPayloadBytes\\)`));
   if (bytes !== undefined) assert.match(error.message, new RegExp(` ${bytes} bytes`));
   return true;
+}
+
+const KEY_1 = Buffer.alloc(32, 1);
+const KEY_2 = Buffer.alloc(32, 2).toString('base64');
+const KEY_3 = Buffer.alloc(32, 3).toString('hex');
+const HASH_SECRET = 'a secret of at least thirty-two bytes, for the tests';
+
+/** Replaces what is stored under store key `id` by `payload`, as someone with access to the store could. */
+async function overwrite(store: FaultyStore, id: string, payload: string): Promise<void> {
+  const key = { id, ip: null };
+  const token = newToken();
+  const attempt = await store.inner.lockAndRead(key, token);
+  assert.ok(attempt.locked, `the lock of ${id} is free`);
+  assert.ok(await store.inner.writeAndUnlock(key, token, payload, 60));
 }
 
 /** The session-lifetime and data-protection guarantees, checked through a real session manager. */
@@ -146,6 +164,66 @@ export function securityGuarantees(target: ConformanceTarget, test: TestFunction
           const [otherCookie] = manager.setCookies(again);
           await manager.commit(again);
           assert.equal(maxAgeOf(otherCookie), 60, 'others keep expiration');
+        },
+      ));
+
+    it('encryption: no plaintext at rest, a round trip, rotation to the first key, and a wrong key or a swapped payload gives an empty session and one warning', () =>
+      managerFor(
+        target,
+        { encryption: { keys: [KEY_2, KEY_1] }, timeToUpdate: 0 },
+        async ({ manager, store, warnings }) => {
+          const a = await visit(manager, undefined, (s) => s.set('card', 'ada-4111-secret'));
+          const stored = (await store().inner.peek({ id: a.id, ip: null })) ?? '';
+          assert.match(stored, /^ks1\./);
+          assert.equal(stored.includes('ada-4111'), false, 'no plaintext in the store');
+          assert.equal((await visit(manager, a.id)).get('card'), 'ada-4111-secret');
+
+          // Encrypted by the older key: read, then re-encrypted with the first key.
+          const old = new PayloadCipher([KEY_1]).encrypt('{"user":"old-key"}', a.id);
+          await overwrite(store(), a.id, old);
+          assert.equal((await visit(manager, a.id)).get('user'), 'old-key');
+          const rewritten = (await store().inner.peek({ id: a.id, ip: null })) ?? '';
+          assert.notEqual(rewritten.split('.')[1], old.split('.')[1], 'another key id');
+          assert.equal((await visit(manager, a.id)).get('user'), 'old-key');
+          assert.deepEqual(warnings, []);
+
+          const b = await visit(manager, undefined, (s) => s.set('user', 'bob'));
+          for (const [what, payload] of [
+            ['a key not configured', new PayloadCipher([KEY_3]).encrypt('{"user":"eve"}', b.id)],
+            ['a payload copied from another ID', rewritten],
+            ['a plaintext payload', '{"user":"eve"}'],
+          ] as const) {
+            await overwrite(store(), b.id, payload);
+            warnings.length = 0;
+            const read = await visit(manager, b.id, (s) => s.set('next', 1));
+            assert.notEqual(read.id, b.id, `${what}: a new session`);
+            assert.equal(read.get('user'), null, `${what}: empty`);
+            assert.equal(warnings.length, 1, `${what}: one warning ${JSON.stringify(warnings)}`);
+          }
+        },
+      ));
+
+    it('hashIds: the store holds a keyed hash of each ID, never the ID; regeneration, reads and GC work on it', () =>
+      managerFor(
+        target,
+        { hashIds: { secret: HASH_SECRET }, expiration: 60, timeToUpdate: 0 },
+        async ({ manager, store, clock }) => {
+          const ids = new StorageIds(HASH_SECRET);
+          const first = await visit(manager, undefined, (s) => s.set('user', 'ada'));
+          assert.equal(await store().inner.peek({ id: first.id, ip: null }), null);
+          assert.match((await store().inner.peek({ id: ids.of(first.id), ip: null })) ?? '', /ada/);
+          const moved = await visit(manager, first.id, (s) => s.regenerate());
+          const forward = (await store().inner.peek({ id: ids.of(first.id), ip: null })) ?? '';
+          assert.equal(forward.includes(moved.id), false, 'the forward names no usable ID');
+          const followed = await visit(manager, first.id);
+          assert.equal(followed.id, moved.id, 'the old cookie still leads to the session');
+          assert.equal(followed.get('user'), 'ada');
+          if (target.expiry === 'clock') {
+            clock.advance(120);
+            await manager.collectGarbage();
+            assert.equal(await store().inner.peek({ id: ids.of(moved.id), ip: null }), null);
+            assert.notEqual((await visit(manager, moved.id)).id, moved.id, 'expired');
+          }
         },
       ));
   });
