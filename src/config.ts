@@ -5,6 +5,8 @@ import type { SessionDriver } from './drivers/contract.js';
 import { DRIVER_NAMES, type DriverName, driverFromShorthand } from './drivers/shorthand.js';
 import { SessionConfigError } from './errors.js';
 import { defaultLogger, type SessionLogger } from './log.js';
+import { PayloadCipher } from './payload-cipher.js';
+import { StorageIds } from './storage-key.js';
 
 export type { CacheLimiter } from './cache-limiter.js';
 export type { SameSite } from './cookie.js';
@@ -60,6 +62,24 @@ export interface SessionConfig {
   /** GC runs on gcProbability out of gcDivisor session starts. */
   gcProbability?: number;
   gcDivisor?: number;
+  /**
+   * Seconds after its creation that a session ends however active it is (regeneration keeps the
+   * creation time); the request after that starts a new, empty session. 0 (default): no limit.
+   * 8–24 hours suits most sites; `expiration` stays the idle lifetime.
+   */
+  absoluteLifetime?: number;
+  /**
+   * Encrypts every stored session with AES-256-GCM, bound to its session ID. `keys`: 32 random
+   * bytes each, as a Buffer or as base64/hex text (`openssl rand -base64 32`). The first key
+   * encrypts, any key decrypts: to rotate, put a new key first; each session is re-encrypted with it
+   * at its next request.
+   */
+  encryption?: { keys: readonly (string | Uint8Array)[] };
+  /**
+   * Stores each session under a keyed hash (HMAC-SHA-256) of its ID instead of the ID, so a dump of
+   * the store holds no usable cookie value. `secret`: at least 32 bytes. Changing it ends every session.
+   */
+  hashIds?: { secret: string | Uint8Array };
   /** The largest session (serialized, in bytes) to store; a bigger one fails with SessionValueError. */
   maxPayloadBytes?: number;
   /**
@@ -112,6 +132,11 @@ export interface ResolvedConfig {
   readonly gcProbability: number;
   readonly gcDivisor: number;
   readonly maxPayloadBytes: number;
+  readonly absoluteLifetime: number;
+  /** Encrypts and decrypts payloads when the encryption option is set. */
+  readonly cipher: PayloadCipher | undefined;
+  /** Maps session IDs to store keys (hashed with the hashIds option). */
+  readonly storageIds: StorageIds;
   readonly createEmptySessions: boolean;
   readonly cacheLimiter: CacheLimiter;
   readonly touchAfter: number;
@@ -138,6 +163,9 @@ const KNOWN_OPTIONS = new Set<string>([
   'gcProbability',
   'gcDivisor',
   'maxPayloadBytes',
+  'absoluteLifetime',
+  'encryption',
+  'hashIds',
   'createEmptySessions',
   'cacheLimiter',
   'touchAfter',
@@ -311,6 +339,28 @@ function resolveCacheLimiter(limiter: SessionConfig['cacheLimiter']): CacheLimit
   );
 }
 
+function resolveCipher(encryption: SessionConfig['encryption']): PayloadCipher | undefined {
+  if (encryption === undefined) return undefined;
+  if (typeof encryption !== 'object' || encryption === null || !('keys' in encryption)) {
+    throw new SessionConfigError(
+      'encryption',
+      `expected { keys: [...] } (32-byte keys, the first one encrypting), got ${describe(encryption)}.`,
+    );
+  }
+  return new PayloadCipher(encryption.keys);
+}
+
+function resolveStorageIds(hashIds: SessionConfig['hashIds']): StorageIds {
+  if (hashIds === undefined) return new StorageIds();
+  if (typeof hashIds !== 'object' || hashIds === null || hashIds.secret === undefined) {
+    throw new SessionConfigError(
+      'hashIds',
+      `expected { secret } (at least 32 bytes), got ${describe(hashIds)}.`,
+    );
+  }
+  return new StorageIds(hashIds.secret);
+}
+
 /** Validates every option and fills in the defaults; throws SessionConfigError naming the first bad option. */
 export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
   if (typeof options !== 'object' || options === null) {
@@ -388,6 +438,9 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
       driver.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       64,
     ),
+    absoluteLifetime: integer(options, 'absoluteLifetime', 0, 0),
+    cipher: resolveCipher(options.encryption),
+    storageIds: resolveStorageIds(options.hashIds),
     createEmptySessions: boolean(options, 'createEmptySessions', false),
     cacheLimiter: resolveCacheLimiter(options.cacheLimiter),
     touchAfter: fraction(options, 'touchAfter', 0.1),

@@ -19,9 +19,25 @@ import { createSessionId, isValidSessionId } from './id.js';
 import type { HeldLock, LockProtocol } from './lock-protocol.js';
 import type { KeyedQueue } from './locks.js';
 import type { SessionLogger } from './log.js';
-import { ageMarkers, isPlainRecord, LAST_REGENERATE_KEY, VARS_KEY } from './markers.js';
-import { assertStorable, deserialize, serialize } from './serializer.js';
+import {
+  ageMarkers,
+  isPlainRecord,
+  LAST_REGENERATE_KEY,
+  META_KEY,
+  type SessionMeta,
+  takeMeta,
+  VARS_KEY,
+} from './markers.js';
+import type { PayloadCipher } from './payload-cipher.js';
+import {
+  assertStorable,
+  deserialize,
+  oversizeMessage,
+  serialize,
+  serializeWithin,
+} from './serializer.js';
 import type { SessionInternals, SessionState } from './session.js';
+import type { StorageIds } from './storage-key.js';
 
 /** What an adapter tells the manager about a request. */
 export interface RequestInfo {
@@ -60,6 +76,14 @@ export interface LifecycleContext {
   readonly regenerateGraceSeconds: number;
   readonly lockWaitMs: number;
   readonly maxPayloadBytes: number;
+  /** Seconds after its creation that a session ends, however active; 0: no limit. */
+  readonly absoluteLifetime: number;
+  /** Encrypts payloads (bound to the session ID) when the encryption option is set. */
+  readonly cipher: PayloadCipher | undefined;
+  /** Maps session IDs to store keys. */
+  readonly storageIds: StorageIds;
+  /** Seconds the store keeps a browser session (a session whose own lifetime is 0). */
+  readonly browserSessionLifetimeSeconds: number;
   /** Store (and send the cookie of) a new session that holds no userdata, as CodeIgniter does. */
   readonly createEmptySessions: boolean;
   /** An unchanged session's expiry is refreshed once this fraction of its lifetime has passed. */
@@ -98,6 +122,7 @@ export class RequestLifecycle implements SessionInternals {
   id = '';
   state: SessionState;
   readonly clock: Clock;
+  readonly maxPayloadBytes: number;
   readonly #context: LifecycleContext;
   readonly #ip: string;
   readonly #ajax: boolean;
@@ -109,6 +134,13 @@ export class RequestLifecycle implements SessionInternals {
   /** How long the stored session had left to live when it was read, when the store said. */
   #expiresInMs: number | undefined;
   #issuedNewId = false;
+  /** The plaintext of the payload #parse() read last, and whether an older key encrypted it. */
+  #plaintext = '';
+  #staleKey = false;
+  /** keepsake's own facts about the session, stored with it but kept out of the data. */
+  #meta: SessionMeta = {};
+  /** setLifetime() changed the cookie's Max-Age: the cookie goes out again. */
+  #lifetimeChanged = false;
   /**
    * A new session the store has not heard of: its ID is neither locked nor stored until commit
    * finds userdata to store. Nobody else can know the ID before its cookie goes out, so nothing
@@ -125,6 +157,7 @@ export class RequestLifecycle implements SessionInternals {
   constructor(context: LifecycleContext, request: RequestInfo) {
     this.#context = context;
     this.clock = context.clock;
+    this.maxPayloadBytes = context.maxPayloadBytes;
     const cookieValue = readCookie(request.cookieHeader, context.cookieName);
     this.#incomingId = isValidSessionId(cookieValue) ? cookieValue : undefined;
     this.#ip = context.matchIP ? normalizeIp(request.ip) : '';
@@ -163,7 +196,8 @@ export class RequestLifecycle implements SessionInternals {
     const held = this.#held;
     this.#held = undefined;
     if (held === undefined) return;
-    const { protocol, lifetimeSeconds, logger } = this.#context;
+    const { protocol, logger } = this.#context;
+    const lifetimeSeconds = this.#storeLifetime();
     try {
       let payload: string;
       try {
@@ -175,8 +209,9 @@ export class RequestLifecycle implements SessionInternals {
         throw error;
       }
       if (payload !== this.#storedPayload)
-        await protocol.write(held.lock, payload, lifetimeSeconds);
-      else if (this.#dueForTouch()) await protocol.touch(held.lock, payload, lifetimeSeconds);
+        await protocol.write(held.lock, this.#encode(payload, this.id), lifetimeSeconds);
+      else if (this.#dueForTouch())
+        await protocol.touch(held.lock, this.#encode(payload, this.id), lifetimeSeconds);
       // Unchanged and recently written or touched: a touch would cost a durable write for nothing.
       else await protocol.release(held.lock);
     } finally {
@@ -190,7 +225,8 @@ export class RequestLifecycle implements SessionInternals {
    * late), or always when the store cannot say how long it has left.
    */
   #dueForTouch(): boolean {
-    const { touchAfter, lifetimeSeconds } = this.#context;
+    const { touchAfter } = this.#context;
+    const lifetimeSeconds = this.#storeLifetime();
     if (this.#expiresInMs === undefined || touchAfter === 0) return true;
     return this.#expiresInMs <= lifetimeSeconds * 1000 * (1 - touchAfter);
   }
@@ -214,13 +250,14 @@ export class RequestLifecycle implements SessionInternals {
       return;
     }
     const payload = this.#payload();
-    const { protocol, lifetimeSeconds } = this.#context;
+    const { protocol } = this.#context;
+    const lifetimeSeconds = this.#storeLifetime();
     for (;;) {
       const taken = await this.#take(this.#key(this.id));
       try {
         // 128 random bits never collide in practice; if they do, the stored session is not ours.
         if (taken.payload === null && taken.unreadable === undefined) {
-          await protocol.write(taken.held.lock, payload, lifetimeSeconds);
+          await protocol.write(taken.held.lock, this.#encode(payload, this.id), lifetimeSeconds);
           publish.sessionCreated(this.#context.driverName);
           return;
         }
@@ -238,19 +275,40 @@ export class RequestLifecycle implements SessionInternals {
     return this.commit();
   }
 
+  setLifetime(seconds: number): void {
+    if (this.state !== 'open')
+      throw new SessionClosedError(this.state, 'change the session lifetime');
+    if (this.#headersSent) throw new SessionHeadersSentError('change the session lifetime');
+    if (!Number.isInteger(seconds) || seconds < 0) {
+      throw new TypeError(
+        `keepsake: setLifetime() takes a whole number of seconds ≥ 0 (0: until the browser closes), got ${String(seconds)}.`,
+      );
+    }
+    this.#meta.lifetime = seconds;
+    this.#lifetimeChanged = true;
+  }
+
+  /** Seconds the store keeps this session after this request. */
+  #storeLifetime(): number {
+    const { lifetime } = this.#meta;
+    if (lifetime === undefined) return this.#context.lifetimeSeconds;
+    return lifetime > 0 ? lifetime : this.#context.browserSessionLifetimeSeconds;
+  }
+
   /**
    * The Set-Cookie values for this response. Call it when the headers are being sent: after that,
    * regenerate() throws, because its new cookie could no longer reach the client.
    */
   cookies(): string[] {
     this.#headersSent = true;
-    const { cookieName, expiration, timeToUpdate, clock } = this.#context;
+    const { cookieName, timeToUpdate, clock } = this.#context;
+    const expiration = this.#meta.lifetime ?? this.#context.expiration;
     if (this.state === 'destroyed') {
       return this.#incomingId !== undefined ? [deletionCookie(cookieName, this.#attributes())] : [];
     }
     if (!this.#hasSession()) return [];
     const refresh = (this.#ajax || timeToUpdate === 0) && this.#incomingId === this.id;
-    if (this.#issuedNewId || this.#idChanged || refresh) {
+    if (this.#issuedNewId || this.#idChanged || this.#lifetimeChanged || refresh) {
       this.#cookieSent = true;
       return [sessionCookie(cookieName, this.id, expiration, clock(), this.#attributes())];
     }
@@ -315,8 +373,9 @@ export class RequestLifecycle implements SessionInternals {
       } else {
         // Requests still carrying the old cookie are led to the new ID for the grace window.
         const until = now + regenerateGraceSeconds;
-        const forward = serialize(new Map([[MOVED_KEY, { to: fresh.id, until }]]));
-        await protocol.write(old.lock, forward, regenerateGraceSeconds);
+        const to = this.#context.storageIds.forward(oldId, fresh.id);
+        const forward = serialize(new Map([[MOVED_KEY, { to, until }]]));
+        await protocol.write(old.lock, this.#encode(forward, oldId), regenerateGraceSeconds);
       }
     } finally {
       old.releaseQueue();
@@ -375,8 +434,11 @@ export class RequestLifecycle implements SessionInternals {
       if (data === undefined) return;
       const movedTo = this.#movedTo(data, id);
       if (movedTo === null) {
+        const meta = takeMeta(data);
+        if (this.#pastAbsoluteLifetime(meta, id)) return;
         this.id = id;
         this.data = data;
+        this.#meta = meta;
         return;
       }
       if (movedTo === undefined || movedTo === false) return;
@@ -406,7 +468,15 @@ export class RequestLifecycle implements SessionInternals {
         break;
       }
       if (movedTo === null) {
-        this.#storedPayload = taken.payload;
+        const meta = takeMeta(data);
+        if (this.#pastAbsoluteLifetime(meta, id)) {
+          await this.#destroyHeld();
+          break;
+        }
+        this.#meta = meta;
+        if (this.#context.absoluteLifetime > 0) this.#meta.created ??= nowSeconds(this.clock);
+        // Written again at commit when an older key encrypted it.
+        this.#storedPayload = this.#staleKey ? null : this.#plaintext;
         this.#expiresInMs = taken.expiresInMs;
         this.id = id;
         this.data = data;
@@ -427,6 +497,18 @@ export class RequestLifecycle implements SessionInternals {
     this.#deferred = true;
     this.id = createSessionId();
     this.data = new Map();
+    this.#meta = this.#context.absoluteLifetime > 0 ? { created: nowSeconds(this.clock) } : {};
+  }
+
+  /** Whether a session created at `meta.created` has outlived absoluteLifetime (it then counts as absent). */
+  #pastAbsoluteLifetime(meta: SessionMeta, id: string): boolean {
+    const { absoluteLifetime, logger } = this.#context;
+    if (absoluteLifetime === 0 || meta.created === undefined) return false;
+    if (nowSeconds(this.clock) < meta.created + absoluteLifetime) return false;
+    logger.debug(
+      `keepsake: session ${id.slice(0, 8)}… is older than absoluteLifetime; a new session replaces it`,
+    );
+    return true;
   }
 
   async #autoRegenerate(): Promise<void> {
@@ -522,24 +604,47 @@ export class RequestLifecycle implements SessionInternals {
     this.data.forEach((value, key) => {
       if (assertStorable(key, value)) holdsDates = true;
     });
-    const payload = serialize(this.data, holdsDates);
+    const meta = this.#meta;
+    const data =
+      meta.created === undefined && meta.lifetime === undefined
+        ? this.data
+        : new Map(this.data).set(META_KEY, meta);
+    const payload = serializeWithin(data, holdsDates, 'the session');
     const limit = this.#context.maxPayloadBytes;
     // Each UTF-16 unit is at most 3 UTF-8 bytes: only a long payload needs counting.
     if (payload.length * 3 > limit) {
       const bytes = Buffer.byteLength(payload);
-      if (bytes > limit) {
-        throw new SessionValueError(
-          `keepsake: the session is ${bytes} bytes, over the ${limit}-byte limit (maxPayloadBytes), so it was not saved and the stored session is unchanged. ` +
-            'Store less in the session (large data belongs in a database, with its ID in the session), or raise maxPayloadBytes if the store can serve that size quickly.',
-        );
-      }
+      if (bytes > limit) throw new SessionValueError(oversizeMessage('the session', bytes, limit));
     }
     return payload;
   }
 
-  #parse(payload: string, id: string): Map<string, unknown> | undefined {
+  /** The stored payload as encrypted by the session's ID, with the first key. */
+  #encode(payload: string, id: string): string {
+    const { cipher, maxPayloadBytes } = this.#context;
+    if (cipher === undefined) return payload;
+    const envelope = cipher.encrypt(payload, id);
+    if (envelope.length > maxPayloadBytes) {
+      throw new SessionValueError(
+        oversizeMessage('the encrypted session', envelope.length, maxPayloadBytes),
+      );
+    }
+    return envelope;
+  }
+
+  /** The data of a stored payload (decrypted first with the encryption option), or undefined after a warning. */
+  #parse(stored: string, id: string): Map<string, unknown> | undefined {
     try {
-      return deserialize(payload);
+      const { cipher } = this.#context;
+      if (cipher === undefined) {
+        this.#plaintext = stored;
+        this.#staleKey = false;
+      } else {
+        const { plaintext, staleKey } = cipher.decrypt(stored, id);
+        this.#plaintext = plaintext;
+        this.#staleKey = staleKey;
+      }
+      return deserialize(this.#plaintext);
     } catch (error) {
       this.#warnCorrupt(id, error instanceof Error ? error.message : String(error));
       return undefined;
@@ -563,10 +668,12 @@ export class RequestLifecycle implements SessionInternals {
       this.#warnCorrupt(id, 'a malformed forwarding record');
       return false;
     }
-    return moved.until >= nowSeconds(this.clock) ? moved.to : undefined;
+    if (moved.until < nowSeconds(this.clock)) return undefined;
+    const to = this.#context.storageIds.forward(id, moved.to);
+    return isValidSessionId(to) ? to : undefined;
   }
 
   #key(id: string): SessionKey {
-    return { id, ip: this.#context.matchIP ? this.#ip : null };
+    return { id: this.#context.storageIds.of(id), ip: this.#context.matchIP ? this.#ip : null };
   }
 }

@@ -33,3 +33,30 @@ export function ageMarkers(data: Map<string, unknown>, nowSeconds: number): void
   if (Object.keys(kept).length === 0) data.delete(VARS_KEY);
   else data.set(VARS_KEY, kept);
 }
+
+/**
+ * Top-level payload key of keepsake's own facts about a session: when it was created and its
+ * per-session lifetime. The lifecycle takes it out of the data when it reads a session and puts
+ * it back when it writes one, so userdata never shows it.
+ */
+export const META_KEY = '__keepsake_meta';
+
+export interface SessionMeta {
+  /** When the session was created (seconds); kept across regenerations. */
+  created?: number;
+  /** This session's own lifetime (seconds; 0: until the browser closes), set by setLifetime(). */
+  lifetime?: number;
+}
+
+/** Takes keepsake's facts out of freshly read data; what is malformed is dropped. */
+export function takeMeta(data: Map<string, unknown>): SessionMeta {
+  const raw = data.get(META_KEY);
+  if (raw === undefined) return {};
+  data.delete(META_KEY);
+  const meta: SessionMeta = {};
+  if (!isPlainRecord(raw)) return meta;
+  if (typeof raw.created === 'number' && Number.isFinite(raw.created)) meta.created = raw.created;
+  if (typeof raw.lifetime === 'number' && Number.isInteger(raw.lifetime) && raw.lifetime >= 0)
+    meta.lifetime = raw.lifetime;
+  return meta;
+}

@@ -113,6 +113,59 @@ export function serialize(data: ReadonlyMap<string, unknown>, holdsDates = true)
   });
 }
 
+/** The message of a session over `maxPayloadBytes`: the size, the limit, and what to do. */
+export function oversizeMessage(what: string, bytes: number, limit: number): string {
+  return (
+    `keepsake: ${what} is ${bytes} bytes, over the ${limit}-byte limit (maxPayloadBytes), so it was not saved and the stored session is unchanged. ` +
+    'Store less in the session (large data belongs in a database, with its ID in the session), or raise maxPayloadBytes if the store can serve that size quickly.'
+  );
+}
+
+/**
+ * Throws SessionValueError when the entry `key: value` alone is bigger, as stored JSON, than
+ * `limit` bytes: the session holding it could never be saved. Strings are measured without
+ * serializing; other values by their JSON, which V8 cannot build past its string length limit
+ * either (that, too, is a SessionValueError).
+ */
+export function assertEntryFits(
+  key: string,
+  value: unknown,
+  holdsDates: boolean,
+  limit: number,
+): void {
+  let bytes: number;
+  if (typeof value === 'string') {
+    // Each UTF-16 unit is at most 3 UTF-8 bytes: a short string cannot be too big.
+    if ((value.length + key.length) * 3 + 8 <= limit) return;
+    bytes = Buffer.byteLength(value) + Buffer.byteLength(key) + 5;
+  } else if (typeof value === 'object' && value !== null) {
+    bytes = Buffer.byteLength(serializeWithin(new Map([[key, value]]), holdsDates, 'the value'));
+  } else {
+    return;
+  }
+  if (bytes > limit) {
+    throw new SessionValueError(oversizeMessage(`the session key "${key}"`, bytes, limit));
+  }
+}
+
+/** serialize(), with V8's "Invalid string length" (a value of hundreds of megabytes) as SessionValueError. */
+export function serializeWithin(
+  data: ReadonlyMap<string, unknown>,
+  holdsDates: boolean,
+  what: string,
+): string {
+  try {
+    return serialize(data, holdsDates);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new SessionValueError(
+        `keepsake: ${what} is too big to serialize (${error.message}); nothing was saved and the stored session is unchanged. Store less in the session (large data belongs in a database, with its ID in the session).`,
+      );
+    }
+    throw error;
+  }
+}
+
 /** Parses a stored payload; throws (SyntaxError or TypeError) when it is not a keepsake payload. */
 export function deserialize(payload: string): Map<string, unknown> {
   // Only a payload with room for that many brackets can nest too deep; most are far smaller.

@@ -1,8 +1,8 @@
 import { type Clock, nowSeconds } from './clock.js';
 import { searchDotted } from './dot.js';
 import { SessionClosedError, SessionUnsupportedError } from './errors.js';
-import { isPlainRecord, type Marker, type Markers, VARS_KEY } from './markers.js';
-import { assertStorable } from './serializer.js';
+import { isPlainRecord, type Marker, type Markers, META_KEY, VARS_KEY } from './markers.js';
+import { assertEntryFits, assertStorable } from './serializer.js';
 
 /** Session data as an app sees it: any JSON-storable value (or Date) under string keys. */
 export type SessionData = Record<string, unknown>;
@@ -32,7 +32,10 @@ export interface SessionInternals {
   readonly id: string;
   readonly state: SessionState;
   readonly clock: Clock;
+  /** The largest session to store (bytes); set() refuses a single value bigger than that. */
+  readonly maxPayloadBytes?: number;
   regenerate(destroy: boolean): Promise<void>;
+  setLifetime(seconds: number): void;
   destroy(): Promise<void>;
   close(): Promise<void>;
 }
@@ -124,7 +127,7 @@ export class Session<Data extends SessionData = AppSessionData> {
     } else {
       merged = { ...current, ...values };
     }
-    assertStorable(key, merged);
+    checkValue(this[INTERNAL], key, merged);
     this[INTERNAL].data.set(key, merged);
   }
 
@@ -282,6 +285,16 @@ export class Session<Data extends SessionData = AppSessionData> {
     if (typeof destroyOrCallback !== 'function') return internals.regenerate(destroyOrCallback);
     if (internals.state === 'open') internals.data.clear();
     settle(() => internals.regenerate(true), destroyOrCallback);
+  }
+
+  /**
+   * This session's own idle lifetime in seconds, from now on and across requests: the store keeps
+   * it that long after its last request, and its cookie's Max-Age follows ("remember me"). 0 makes
+   * it a browser session (the cookie ends when the browser closes). Other sessions keep the
+   * `expiration` option.
+   */
+  setLifetime(seconds: number): void {
+    this[INTERNAL].setLifetime(seconds);
   }
 
   /**
@@ -450,9 +463,20 @@ function storeEntries(internals: SessionInternals, keyOrValues: unknown, value: 
     // Plain objects (the stored record, get()'s result) would turn it into their prototype and lose it.
     if (key === '__proto__')
       throw new TypeError('keepsake: "__proto__" cannot be a session key; choose another name.');
-    assertStorable(key, item);
+    if (key === META_KEY)
+      throw new TypeError(
+        `keepsake: "${META_KEY}" is keepsake's own session key; choose another name.`,
+      );
+    checkValue(internals, key, item);
   }
   for (const [key, item] of entries) internals.data.set(key, item === undefined ? null : item);
+}
+
+/** A storable value, not bigger on its own than the whole session may be. */
+function checkValue(internals: SessionInternals, key: string, value: unknown): void {
+  const holdsDates = assertStorable(key, value);
+  const limit = internals.maxPayloadBytes;
+  if (limit !== undefined) assertEntryFits(key, value, holdsDates, limit);
 }
 
 function markersOf(internals: SessionInternals): Markers | undefined {

@@ -451,6 +451,16 @@ describe('configuration errors', () => {
     [{ driver: 'database', savePath: 'sessions' }, /database driver needs/],
     [{ driver: 'file', connection: 'x' }, /the file driver takes no connection/],
     [{ gcProbability: 5, gcDivisor: 2 }, /gcDivisor/],
+    [{ absoluteLifetime: -1 }, /absoluteLifetime.*whole number/],
+    [{ encryption: { keys: [] } }, /encryption\.keys.*at least one key/],
+    [
+      { encryption: { keys: ['c2hvcnQ='] } },
+      /encryption\.keys\[0\].*decodes to 5 bytes.*32 random bytes/,
+    ],
+    [{ encryption: { keys: [Buffer.alloc(16)] } }, /encryption\.keys\[0\].*it is 16 bytes/],
+    [{ encryption: 'key' as never }, /encryption.*expected \{ keys/],
+    [{ hashIds: { secret: 'short' } }, /hashIds\.secret.*at least 32 bytes.*got 5/],
+    [{ hashIds: {} as never }, /hashIds.*expected \{ secret \}/],
   ];
   for (const [options, message] of invalid) {
     it(`rejects ${JSON.stringify(options)}`, () => {

@@ -85,6 +85,7 @@ function makeSession(): Fixture {
     state: 'open',
     clock: clock.now,
     regenerate: async () => {},
+    setLifetime: () => {},
     destroy: async () => {},
     close: async () => {},
   };

@@ -49,6 +49,9 @@ function makeSession(initial: Record<string, unknown> = {}, state: SessionState 
     regenerate: async (destroy) => {
       calls.push(`regenerate(${destroy})`);
     },
+    setLifetime: (seconds) => {
+      calls.push(`setLifetime(${seconds})`);
+    },
     destroy: async () => {
       calls.push('destroy');
     },

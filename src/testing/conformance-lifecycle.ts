@@ -10,7 +10,7 @@ import { delay, isUnlocked, newToken } from './conformance-store.js';
 import { type FaultyStore, faultyDriver } from './faulty-store.js';
 import { requestFor } from './request-for.js';
 
-interface ManagerHarness {
+export interface ManagerHarness {
   readonly manager: SessionManager;
   /** The store the manager opened, wrapped to inject faults. */
   store(): FaultyStore;
@@ -21,7 +21,7 @@ interface ManagerHarness {
 const request = (id?: string) => requestFor(id);
 
 /** One whole request: start, `work`, cookies, commit. */
-async function visit(
+export async function visit(
   manager: SessionManager,
   id: string | undefined,
   work: (session: Session) => void | Promise<void> = () => {},
@@ -66,39 +66,44 @@ async function stillLocked(
   }
 }
 
+/** Runs `body` with a session manager over a fresh store of `target` (wrapped to inject faults). */
+export async function managerFor(
+  target: ConformanceTarget,
+  options: SessionConfig,
+  body: (harness: ManagerHarness) => Promise<void>,
+): Promise<void> {
+  const stores: FaultyStore[] = [];
+  const clock = new FakeClock(Date.now());
+  const warnings: string[] = [];
+  const manager = new SessionManager({
+    driver: faultyDriver(await target.driver(), stores),
+    clock: target.expiry === 'clock' ? clock.now : () => Date.now(),
+    logger: recordingLogger(warnings),
+    gcProbability: 0,
+    lockWait: 1_000,
+    lockTtl: 1_000,
+    ...options,
+  });
+  await manager.ready();
+  const store = () => {
+    const opened = stores[0];
+    if (opened === undefined) throw new Error('the manager has not opened its store');
+    return opened;
+  };
+  try {
+    await body({ manager, store, clock, warnings });
+  } finally {
+    await manager.shutdown();
+    await target.cleanup?.();
+  }
+}
+
 /** The guarantees keepsake gives on top of the store, checked through a real session manager. */
 export function lifecycleInvariants(target: ConformanceTarget, test: TestFunctions): void {
   const { describe, it } = test;
 
-  async function withManager(
-    options: SessionConfig,
-    body: (harness: ManagerHarness) => Promise<void>,
-  ): Promise<void> {
-    const stores: FaultyStore[] = [];
-    const clock = new FakeClock(Date.now());
-    const warnings: string[] = [];
-    const manager = new SessionManager({
-      driver: faultyDriver(await target.driver(), stores),
-      clock: target.expiry === 'clock' ? clock.now : () => Date.now(),
-      logger: recordingLogger(warnings),
-      gcProbability: 0,
-      lockWait: 1_000,
-      lockTtl: 1_000,
-      ...options,
-    });
-    await manager.ready();
-    const store = () => {
-      const opened = stores[0];
-      if (opened === undefined) throw new Error('the manager has not opened its store');
-      return opened;
-    };
-    try {
-      await body({ manager, store, clock, warnings });
-    } finally {
-      await manager.shutdown();
-      await target.cleanup?.();
-    }
-  }
+  const withManager = (options: SessionConfig, body: (harness: ManagerHarness) => Promise<void>) =>
+    managerFor(target, options, body);
 
   describe('invariants of keepsake over the store', () => {
     it('10 000 visitors who store nothing leave no record and cost no store call; the first set() creates the session', () =>

@@ -3,6 +3,7 @@ import { FakeClock } from '../clock.js';
 import type { DriverContext, SessionDriver, SessionStore } from '../drivers/contract.js';
 import type { SessionLogger } from '../log.js';
 import { lifecycleInvariants } from './conformance-lifecycle.js';
+import { securityGuarantees } from './conformance-security.js';
 import { storePrimitives } from './conformance-store.js';
 
 /** The driver under test. */
@@ -90,5 +91,6 @@ export function runConformanceSuite(
   test.describe(`${name}: driver conformance`, () => {
     storePrimitives(target, test);
     lifecycleInvariants(target, test);
+    securityGuarantees(target, test);
   });
 }

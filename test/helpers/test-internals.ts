@@ -8,6 +8,7 @@ export interface TestInternals {
   state: SessionState;
   clock: Clock;
   regenerate(destroy: boolean): Promise<void>;
+  setLifetime(seconds: number): void;
   destroy(): Promise<void>;
   close(): Promise<void>;
 }

@@ -142,7 +142,10 @@ describe('testSessions().start() and finish()', () => {
   it('finish() reads the store: a save that fails leaves the stored session as it was', async () => {
     const sessions = testSessions({ maxPayloadBytes: 256 });
     const session = await sessions.start({ user: 'ada' });
-    session.set('essay', 'x'.repeat(1000));
+    // Grown by reference, past what set() could see: the save at finish() fails.
+    const essay: string[] = [];
+    session.set('essay', essay);
+    essay.push('x'.repeat(1000));
     await assert.rejects(sessions.finish(session), SessionValueError);
     const state = await sessions.inspect(session.id);
     assertSessionHas(state, 'user', 'ada');
