@@ -277,6 +277,22 @@ export function sharedSessionSuite(
       assert.equal(idAfter(undefined, followed.setCookies) ?? followed.id, newId);
     });
 
+    it('refuses to store what PHP cannot hold, and leaves the stored session as it was', async () => {
+      const { id } = await php(undefined, 'login?user=kim');
+      const before = await store.read(id ?? '');
+      await assert.rejects(
+        node(id, (session) => session.set('when', new Date())),
+        /session key "when".*a Date/,
+      );
+      assert.deepEqual(await store.read(id ?? ''), before);
+      // The lock was given back: both sides go on.
+      assert.deepEqual((await node(id, (session) => session.get('user'))).result, {
+        name: 'kim',
+        loggedIn: true,
+      });
+      assert.deepEqual((await php(id, 'read')).body.session?.user, { name: 'kim', loggedIn: true });
+    });
+
     it('refuses, without touching it, a PHP session holding an object', async () => {
       const { id } = await php(undefined, 'login?user=jo');
       const stored = await store.read(id ?? '');
