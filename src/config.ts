@@ -4,6 +4,7 @@ import type { CookieSettings, SameSite } from './cookie.js';
 import type { SessionDriver } from './drivers/contract.js';
 import { DRIVER_NAMES, type DriverName, driverFromShorthand } from './drivers/shorthand.js';
 import { SessionConfigError } from './errors.js';
+import { MIN_SESSION_ID_BITS, SessionIdFormat, type SessionIdOptions } from './id.js';
 import { defaultLogger, type SessionLogger } from './log.js';
 import { PayloadCipher } from './payload-cipher.js';
 import { StorageIds } from './storage-key.js';
@@ -103,6 +104,12 @@ export interface SessionConfig {
   /** Minutes a 'private' or 'public' response may be cached (PHP's session.cache_expire); default 180. */
   cacheExpire?: number;
   logger?: SessionLogger;
+  /**
+   * The format of session IDs, as PHP's session.sid_length and session.sid_bits_per_character:
+   * `{ length: 32, bitsPerCharacter: 5 }` for a CodeIgniter app on Debian's php.ini. Default: 32
+   * hex characters. A cookie in another format is ignored.
+   */
+  sessionId?: SessionIdOptions;
 }
 
 export type ResolvedCookieOptions = CookieSettings;
@@ -142,6 +149,7 @@ export interface ResolvedConfig {
   readonly touchAfter: number;
   readonly cacheExpire: number;
   readonly logger: SessionLogger;
+  readonly sessionId: SessionIdFormat;
 }
 
 const KNOWN_OPTIONS = new Set<string>([
@@ -171,6 +179,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'touchAfter',
   'cacheExpire',
   'logger',
+  'sessionId',
 ]);
 
 /** Options that moved to a driver's factory, and where. */
@@ -446,7 +455,47 @@ export function resolveConfig(options: SessionConfig = {}): ResolvedConfig {
     touchAfter: fraction(options, 'touchAfter', 0.1),
     cacheExpire: integer(options, 'cacheExpire', 180, 0),
     logger,
+    sessionId: resolveSessionId(options.sessionId),
   };
+}
+
+/** The sessionId option (PHP's sid_length 22–256, sid_bits_per_character 4–6), ≥ 128 random bits. */
+function resolveSessionId(option: SessionIdOptions | undefined): SessionIdFormat {
+  if (option === undefined) return new SessionIdFormat();
+  if (typeof option !== 'object' || option === null) {
+    throw new SessionConfigError(
+      'sessionId',
+      `expected { length, bitsPerCharacter }, got ${describe(option)}.`,
+    );
+  }
+  for (const name of Object.keys(option)) {
+    if (name !== 'length' && name !== 'bitsPerCharacter') {
+      throw new SessionConfigError(
+        `sessionId.${name}`,
+        'unknown option; the options are length (session.sid_length) and bitsPerCharacter (session.sid_bits_per_character).',
+      );
+    }
+  }
+  const { length = 32, bitsPerCharacter = 4 } = option;
+  if (typeof length !== 'number' || !Number.isInteger(length) || length < 22 || length > 256) {
+    throw new SessionConfigError(
+      'sessionId.length',
+      `expected a whole number from 22 to 256 (PHP's session.sid_length), got ${describe(length)}.`,
+    );
+  }
+  if (bitsPerCharacter !== 4 && bitsPerCharacter !== 5 && bitsPerCharacter !== 6) {
+    throw new SessionConfigError(
+      'sessionId.bitsPerCharacter',
+      `expected 4, 5 or 6 (PHP's session.sid_bits_per_character), got ${describe(bitsPerCharacter)}.`,
+    );
+  }
+  if (length * bitsPerCharacter < MIN_SESSION_ID_BITS) {
+    throw new SessionConfigError(
+      'sessionId.length',
+      `${length} characters of ${bitsPerCharacter} bits hold ${length * bitsPerCharacter} random bits, fewer than the ${MIN_SESSION_ID_BITS} keepsake requires; use at least ${Math.ceil(MIN_SESSION_ID_BITS / bitsPerCharacter)} characters.`,
+    );
+  }
+  return new SessionIdFormat(length, bitsPerCharacter);
 }
 
 /** Seconds the store keeps a session after its last write or touch. */

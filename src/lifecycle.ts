@@ -15,7 +15,7 @@ import {
   SessionLockTimeoutError,
   SessionValueError,
 } from './errors.js';
-import { createSessionId, isValidSessionId } from './id.js';
+import type { SessionIdFormat } from './id.js';
 import type { HeldLock, LockProtocol } from './lock-protocol.js';
 import type { KeyedQueue } from './locks.js';
 import type { SessionLogger } from './log.js';
@@ -90,6 +90,8 @@ export interface LifecycleContext {
   readonly touchAfter: number;
   readonly clock: Clock;
   readonly logger: SessionLogger;
+  /** The IDs this manager issues and accepts from cookies. */
+  readonly sessionIds: SessionIdFormat;
 }
 
 /** Top-level key of the record left under an old ID after a regeneration: where the session went. */
@@ -159,7 +161,7 @@ export class RequestLifecycle implements SessionInternals {
     this.clock = context.clock;
     this.maxPayloadBytes = context.maxPayloadBytes;
     const cookieValue = readCookie(request.cookieHeader, context.cookieName);
-    this.#incomingId = isValidSessionId(cookieValue) ? cookieValue : undefined;
+    this.#incomingId = context.sessionIds.isValid(cookieValue) ? cookieValue : undefined;
     this.#ip = context.matchIP ? normalizeIp(request.ip) : '';
     this.#ajax = request.ajax;
     this.#secure = request.secure;
@@ -267,7 +269,7 @@ export class RequestLifecycle implements SessionInternals {
       }
       if (this.#cookieSent)
         throw new Error('keepsake: a new session ID collided after its cookie was sent.');
-      this.id = createSessionId();
+      this.id = this.#context.sessionIds.create();
     }
   }
 
@@ -351,7 +353,7 @@ export class RequestLifecycle implements SessionInternals {
     const now = nowSeconds(clock);
     if (this.#deferred) {
       // Nothing is stored under the ID yet: a new one is all it takes.
-      this.id = createSessionId();
+      this.id = this.#context.sessionIds.create();
       this.data.set(LAST_REGENERATE_KEY, now);
       return;
     }
@@ -495,7 +497,7 @@ export class RequestLifecycle implements SessionInternals {
     this.#storedPayload = null;
     this.#issuedNewId = true;
     this.#deferred = true;
-    this.id = createSessionId();
+    this.id = this.#context.sessionIds.create();
     this.data = new Map();
     this.#meta = this.#context.absoluteLifetime > 0 ? { created: nowSeconds(this.clock) } : {};
   }
@@ -529,7 +531,7 @@ export class RequestLifecycle implements SessionInternals {
   /** A fresh ID, locked; 128 random bits never collide in practice, and if they do the stored session is not ours. */
   async #takeFreshId(): Promise<{ id: string; held: Held }> {
     for (;;) {
-      const id = createSessionId();
+      const id = this.#context.sessionIds.create();
       const taken = await this.#take(this.#key(id));
       if (taken.payload === null && taken.unreadable === undefined) return { id, held: taken.held };
       await this.#release(taken.held);
@@ -664,7 +666,11 @@ export class RequestLifecycle implements SessionInternals {
   #movedTo(data: Map<string, unknown>, id: string): string | null | undefined | false {
     if (!data.has(MOVED_KEY) || data.size !== 1) return null;
     const moved = data.get(MOVED_KEY);
-    if (!isPlainRecord(moved) || !isValidSessionId(moved.to) || typeof moved.until !== 'number') {
+    if (
+      !isPlainRecord(moved) ||
+      !this.#context.sessionIds.isValid(moved.to) ||
+      typeof moved.until !== 'number'
+    ) {
       this.#warnCorrupt(id, 'a malformed forwarding record');
       return false;
     }

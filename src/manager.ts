@@ -222,6 +222,7 @@ export class SessionManager {
       touchAfter: config.touchAfter,
       clock: config.clock,
       logger: config.logger,
+      sessionIds: config.sessionId,
     };
   }
 

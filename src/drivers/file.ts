@@ -1,6 +1,7 @@
 import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { stat, unlink, utimes } from 'node:fs/promises';
+import { payloadOfPhpSession, phpSessionOf } from '../codeigniter/payload.js';
 import { SessionConfigError } from '../errors.js';
 import type {
   DriverContext,
@@ -15,11 +16,18 @@ import { FileExpiry } from './file/expiry.js';
 import { collectGarbage } from './file/gc.js';
 import { errorCode, ignoringMissing } from './file/io-timeout.js';
 import type { FileLockMechanism, LockedSessionFile } from './file/lock.js';
-import { type SessionFileNames, sessionFileNames, sessionFilePath } from './file/names.js';
+import {
+  type SessionFileIds,
+  type SessionFileNames,
+  sessionFileNames,
+  sessionFilePath,
+} from './file/names.js';
 import { prepareSessionDirectory, resolveSessionDirectory } from './file/save-path.js';
 import {
+  readBytes,
   readContent,
   replaceAtomically,
+  rewriteInPlace,
   type SessionFileContent,
   withSessionFile,
 } from './file/session-file.js';
@@ -37,7 +45,18 @@ export interface FileDriverOptions {
    * the fallback. Every process sharing a directory must use the same mechanism.
    */
   readonly lock?: FileLockChoice;
+  /**
+   * 'keepsake' (default): JSON payloads, written through a temporary file and rename.
+   * 'codeigniter': the files of CodeIgniter 4's FileHandler, shared with a running CodeIgniter app:
+   * PHP's session encoding, IDs in any of PHP's formats, and flock on the session file itself with
+   * in-place writes, so PHP and Node requests on one session exclude each other. Needs flock (the
+   * `fs-ext` addon).
+   */
+  readonly layout?: FileLayout;
 }
+
+/** How session files are written: keepsake's own way, or CodeIgniter's (see FileDriverOptions). */
+export type FileLayout = 'keepsake' | 'codeigniter';
 
 /** A session lock this store holds, by session file path. */
 interface HeldSession {
@@ -45,6 +64,16 @@ interface HeldSession {
   readonly locked: LockedSessionFile;
   /** A live payload was read under this lock: there is a file to touch. */
   readonly found: boolean;
+  /** CodeIgniter's layout: the PHP session data read under this lock (null: none). */
+  readonly php: Buffer | null;
+}
+
+/** What a live session file holds, and its time left. */
+interface LiveContent {
+  readonly content: SessionFileContent;
+  readonly expiresInMs: number;
+  /** CodeIgniter's layout: the file's PHP session data. */
+  readonly php: Buffer | null;
 }
 
 /** Temporary files younger than this are never taken for a crashed writer's leftovers. */
@@ -73,10 +102,19 @@ class FileStore implements SessionStore {
   readonly #expiry: FileExpiry;
   readonly #context: DriverContext;
   readonly #held = new Map<string, HeldSession>();
+  readonly #codeigniter: boolean;
+  readonly #ids: SessionFileIds;
 
-  constructor(directory: string, locks: FileLockMechanism, context: DriverContext) {
+  constructor(
+    directory: string,
+    locks: FileLockMechanism,
+    context: DriverContext,
+    layout: FileLayout,
+  ) {
     this.#directory = directory;
-    this.#names = sessionFileNames(context.cookieName);
+    this.#codeigniter = layout === 'codeigniter';
+    this.#ids = this.#codeigniter ? 'php' : 'keepsake';
+    this.#names = sessionFileNames(context.cookieName, this.#ids);
     this.#locks = locks;
     this.#expiry = new FileExpiry(context.clock, context.lifetimeSeconds);
     this.#context = context;
@@ -94,15 +132,16 @@ class FileStore implements SessionStore {
     const locked = await this.#locks.tryLock(path, true);
     if (locked === null) return { locked: false };
     let attempt: Extract<LockAttempt, { locked: true }>;
+    let php: Buffer | null;
     try {
-      attempt = await this.#readLocked(locked);
+      ({ attempt, php } = await this.#readLocked(locked));
     } catch (error) {
       // The core releases only locks it was told about: this one is released here.
       await this.#locks.release(locked).catch(() => {});
       throw error;
     }
     const previous = this.#held.get(path);
-    this.#held.set(path, { token, locked, found: attempt.payload !== null });
+    this.#held.set(path, { token, locked, found: attempt.payload !== null, php });
     // A lock of this process that expired and was just taken over (mkdir only): its token is
     // refused from now on, and what pinned its lock directory is let go.
     if (previous !== undefined) await this.#locks.release(previous.locked).catch(() => {});
@@ -118,7 +157,20 @@ class FileStore implements SessionStore {
     const path = this.#path(key);
     const held = await this.#holding(path, token);
     if (held === undefined) return false;
-    await replaceAtomically(path, payload, this.#expiry.mtimeForWrite(lifetimeSeconds));
+    const mtime = this.#expiry.mtimeForWrite(lifetimeSeconds);
+    if (this.#codeigniter && held.locked.handle !== null) {
+      let php: Buffer;
+      try {
+        php = phpSessionOf(payload, held.php);
+      } catch (error) {
+        // What PHP cannot hold is the caller's error: the session stays as it was, unlocked.
+        await this.#release(path, held);
+        throw error;
+      }
+      await rewriteInPlace(held.locked.handle, php, mtime);
+    } else {
+      await replaceAtomically(path, payload, mtime);
+    }
     await this.#release(path, held);
     return true;
   }
@@ -222,32 +274,41 @@ class FileStore implements SessionStore {
   }
 
   /** What a session file just locked holds: a live payload, null, or unreadable bytes. */
-  async #readLocked(locked: LockedSessionFile): Promise<Extract<LockAttempt, { locked: true }>> {
+  async #readLocked(
+    locked: LockedSessionFile,
+  ): Promise<{ attempt: Extract<LockAttempt, { locked: true }>; php: Buffer | null }> {
     const found =
       locked.handle !== null && locked.stats !== null
         ? await this.#liveContent(locked.handle, locked.stats)
         : await withSessionFile(locked.path, (handle, stats) => this.#liveContent(handle, stats));
-    if (found === undefined || found === null) return { locked: true, payload: null };
-    const { content, expiresInMs } = found;
-    return 'text' in content
-      ? { locked: true, payload: content.text, expiresInMs }
-      : { locked: true, payload: null, unreadable: content.unreadable };
-  }
-
-  /** The content of a live session file and its time left; null for a placeholder or an expired file. */
-  async #liveContent(
-    handle: FileHandle,
-    stats: Stats,
-  ): Promise<{ content: SessionFileContent; expiresInMs: number } | null> {
-    if (!this.#expiry.isLive(stats)) return null;
+    if (found === undefined || found === null) {
+      return { attempt: { locked: true, payload: null }, php: null };
+    }
+    const { content, expiresInMs, php } = found;
     return {
-      content: await readContent(handle, stats),
-      expiresInMs: this.#expiry.remainingMs(stats),
+      attempt:
+        'text' in content
+          ? { locked: true, payload: content.text, expiresInMs }
+          : { locked: true, payload: null, unreadable: content.unreadable },
+      php,
     };
   }
 
+  /** The content of a live session file and its time left; null for a placeholder or an expired file. */
+  async #liveContent(handle: FileHandle, stats: Stats): Promise<LiveContent | null> {
+    if (!this.#expiry.isLive(stats)) return null;
+    const expiresInMs = this.#expiry.remainingMs(stats);
+    if (!this.#codeigniter) {
+      return { content: await readContent(handle, stats), expiresInMs, php: null };
+    }
+    const php = await readBytes(handle, stats);
+    const translated = payloadOfPhpSession(php, 'a session file');
+    const content = 'payload' in translated ? { text: translated.payload } : translated;
+    return { content, expiresInMs, php };
+  }
+
   #path(key: SessionKey): string {
-    return sessionFilePath(this.#directory, this.#context.cookieName, key);
+    return sessionFilePath(this.#directory, this.#context.cookieName, key, this.#ids);
   }
 }
 
@@ -258,22 +319,37 @@ class FileStore implements SessionStore {
  */
 export function file(options: FileDriverOptions = {}): SessionDriver {
   const directory = resolveSessionDirectory(options.directory);
-  const choice = options.lock ?? 'auto';
-  if (!FILE_LOCK_CHOICES.includes(choice)) {
+  const layout = options.layout ?? 'keepsake';
+  if (layout !== 'keepsake' && layout !== 'codeigniter') {
     throw new SessionConfigError(
-      'lock',
-      `the file driver locks with 'flock', 'mkdir' or 'auto', got ${JSON.stringify(choice)}.`,
+      'layout',
+      `the file driver's layout is 'keepsake' or 'codeigniter', got ${JSON.stringify(layout)}.`,
     );
   }
+  const requested = options.lock ?? 'auto';
+  if (!FILE_LOCK_CHOICES.includes(requested)) {
+    throw new SessionConfigError(
+      'lock',
+      `the file driver locks with 'flock', 'mkdir' or 'auto', got ${JSON.stringify(requested)}.`,
+    );
+  }
+  if (layout === 'codeigniter' && requested === 'mkdir') {
+    throw new SessionConfigError(
+      'lock',
+      "CodeIgniter locks a session with flock on its file, so layout: 'codeigniter' needs lock: 'flock' (or 'auto'), not 'mkdir'.",
+    );
+  }
+  // CodeIgniter's layout cannot fall back to mkdir locks: PHP would not see them.
+  const choice: FileLockChoice = layout === 'codeigniter' ? 'flock' : requested;
   return {
     name: 'file',
     async open(context: DriverContext): Promise<SessionStore> {
       await prepareSessionDirectory(directory, context.logger);
       const locks = await chooseLockMechanism(choice, context.lockTtlMs, context.logger);
       context.logger.debug(
-        `keepsake: file driver in ${directory.path}, locking with ${locks.kind}`,
+        `keepsake: file driver in ${directory.path}, locking with ${locks.kind}${layout === 'codeigniter' ? ", in CodeIgniter's layout" : ''}`,
       );
-      return new FileStore(directory.path, locks, context);
+      return new FileStore(directory.path, locks, context, layout);
     },
   };
 }

@@ -1,3 +1,4 @@
+import { payloadOfPhpSession, phpSessionOf } from '../codeigniter/payload.js';
 import { SessionConfigError, SessionError, SessionStoreError } from '../errors.js';
 import type {
   DriverContext,
@@ -15,7 +16,7 @@ import {
   wrapInjectedClient,
 } from './redis/connection.js';
 import { createOwnedConnection } from './redis/create-client.js';
-import { sessionKeys } from './redis/keys.js';
+import { codeIgniterSessionKeys, type RedisSessionKeys, sessionKeys } from './redis/keys.js';
 import { parseRedisSavePath, type RedisSavePath } from './redis/save-path.js';
 import { FINISH, LOCK_AND_READ, RENEW_LOCK } from './redis/scripts.js';
 
@@ -42,7 +43,17 @@ export interface RedisDriverOptions {
   readonly url?: string;
   /** The key prefix (default `<cookieName>:`); replaces a `prefix=` in the URL. */
   readonly prefix?: string;
+  /**
+   * 'keepsake' (default): JSON payloads under `<prefix>{<id>}` (a Cluster hash tag).
+   * 'codeigniter': the keys of CodeIgniter 4's RedisHandler, shared with a running CodeIgniter
+   * app: PHP's session encoding under `<prefix><id>`, and its `<prefix><id>:lock` key taken and
+   * honoured. One server or Sentinel (the two keys of a session may sit in different Cluster slots).
+   */
+  readonly layout?: 'keepsake' | 'codeigniter';
 }
+
+/** How long a lock taken in CodeIgniter's layout must stay ours before it counts (see lockAndRead). */
+const CODEIGNITER_LOCK_CONFIRM_MS = 10;
 
 /**
  * Sessions in Redis (single server, Sentinel or Cluster). One Lua script takes the lock and reads,
@@ -54,21 +65,56 @@ class RedisStore implements SessionStore {
   readonly #ownsConnection: boolean;
   readonly #prefix: string;
   readonly #lockTtl: string;
+  readonly #codeigniter: boolean;
+  /** CodeIgniter's layout: the PHP session data read under each lock held, by token. */
+  readonly #php = new Map<string, string>();
 
   constructor(
     connection: RedisConnection,
     ownsConnection: boolean,
     prefix: string,
     lockTtlMs: number,
+    codeigniter: boolean,
   ) {
     this.#connection = connection;
     this.#ownsConnection = ownsConnection;
     this.#prefix = prefix;
     this.#lockTtl = String(lockTtlMs);
+    this.#codeigniter = codeigniter;
+  }
+
+  #keys(key: SessionKey): RedisSessionKeys {
+    return this.#codeigniter
+      ? codeIgniterSessionKeys(this.#prefix, key)
+      : sessionKeys(this.#prefix, key);
   }
 
   async lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
-    const keys = sessionKeys(this.#prefix, key);
+    const attempt = await this.#lockAndRead(key, token);
+    if (!this.#codeigniter || !attempt.locked) return attempt;
+    // CodeIgniter 4.1 checks the lock's TTL, then SETEX: a PHP request whose check came just
+    // before our SET NX overwrites our lock a round trip later, and both would hold it. The lock
+    // counts only once it is still ours after that window; otherwise PHP has it, and we wait.
+    await new Promise((resolve) => setTimeout(resolve, CODEIGNITER_LOCK_CONFIRM_MS));
+    const { lock } = this.#keys(key);
+    if ((await this.#connection.send(lock, ['GET', lock])) !== token) return { locked: false };
+    if (attempt.payload === null) return attempt;
+    const php = attempt.payload;
+    let translated: ReturnType<typeof payloadOfPhpSession>;
+    try {
+      translated = payloadOfPhpSession(Buffer.from(php, 'utf8'), 'Redis');
+    } catch (error) {
+      // Left for PHP as it is: only the lock is given back.
+      await this.#finish(key, token, 'unlock', 0, '');
+      throw error;
+    }
+    if ('unreadable' in translated) return { locked: true, payload: null, ...translated };
+    this.#php.set(token, php);
+    return { ...attempt, payload: translated.payload };
+  }
+
+  async #lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
+    const keys = this.#keys(key);
     const reply = await runScript(
       this.#connection,
       LOCK_AND_READ,
@@ -95,7 +141,7 @@ class RedisStore implements SessionStore {
   }
 
   async renewLock(key: SessionKey, token: string): Promise<boolean> {
-    const { lock } = sessionKeys(this.#prefix, key);
+    const { lock } = this.#keys(key);
     return (
       Number(await runScript(this.#connection, RENEW_LOCK, [lock], [token, this.#lockTtl])) === 1
     );
@@ -107,7 +153,18 @@ class RedisStore implements SessionStore {
     payload: string,
     lifetimeSeconds: number,
   ): Promise<boolean> {
-    return (await this.#finish(key, token, 'write', lifetimeSeconds, payload)) === 1;
+    if (!this.#codeigniter) {
+      return (await this.#finish(key, token, 'write', lifetimeSeconds, payload)) === 1;
+    }
+    let php: string;
+    try {
+      php = phpSessionOf(payload, this.#previous(token)).toString('utf8');
+    } catch (error) {
+      // What PHP cannot hold is the caller's error: the session stays as it was, unlocked.
+      await this.#finish(key, token, 'unlock', 0, '');
+      throw error;
+    }
+    return (await this.#finish(key, token, 'write', lifetimeSeconds, php)) === 1;
   }
 
   async touchAndUnlock(
@@ -129,13 +186,21 @@ class RedisStore implements SessionStore {
   }
 
   async peek(key: SessionKey): Promise<string | null> {
-    const { data } = sessionKeys(this.#prefix, key);
+    const { data } = this.#keys(key);
     const reply = await this.#connection.send(data, ['GET', data]);
-    return typeof reply === 'string' ? reply : null;
+    if (typeof reply !== 'string' || !this.#codeigniter)
+      return typeof reply === 'string' ? reply : null;
+    const translated = payloadOfPhpSession(Buffer.from(reply, 'utf8'), 'Redis');
+    return 'payload' in translated ? translated.payload : null;
   }
 
   async close(): Promise<void> {
     if (this.#ownsConnection) await this.#connection.close();
+  }
+
+  #previous(token: string): Buffer | null {
+    const php = this.#php.get(token);
+    return php === undefined ? null : Buffer.from(php, 'utf8');
   }
 
   async #finish(
@@ -145,7 +210,8 @@ class RedisStore implements SessionStore {
     lifetimeSeconds: number,
     payload: string,
   ): Promise<number> {
-    const keys = sessionKeys(this.#prefix, key);
+    this.#php.delete(token);
+    const keys = this.#keys(key);
     return Number(
       await runScript(
         this.#connection,
@@ -164,6 +230,14 @@ class RedisStore implements SessionStore {
  */
 export function redis(options: RedisDriverOptions): SessionDriver {
   const { client, url, prefix } = options;
+  const layout = options.layout ?? 'keepsake';
+  if (layout !== 'keepsake' && layout !== 'codeigniter') {
+    throw new SessionConfigError(
+      'layout',
+      `the redis driver's layout is 'keepsake' or 'codeigniter', got ${JSON.stringify(layout)}.`,
+    );
+  }
+  const codeigniter = layout === 'codeigniter';
   if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '')) {
     throw new SessionConfigError('prefix', 'the redis key prefix must be a non-empty string.');
   }
@@ -189,12 +263,18 @@ export function redis(options: RedisDriverOptions): SessionDriver {
         await injected.send(keyPrefix, ['PING']).catch((error: unknown) => {
           throw new SessionStoreError('redis', 'connect', error);
         });
-        return new RedisStore(injected, false, keyPrefix, context.lockTtlMs);
+        if (codeigniter && injected.kind.includes('cluster')) {
+          throw new SessionConfigError(
+            'layout',
+            "CodeIgniter's Redis keys carry no Cluster hash tag, so layout: 'codeigniter' needs one Redis server or Sentinel, not a Cluster.",
+          );
+        }
+        return new RedisStore(injected, false, keyPrefix, context.lockTtlMs, codeigniter);
       }
       const target = parsed as RedisSavePath & { server: NonNullable<RedisSavePath['server']> };
       try {
         const connection = await createOwnedConnection(target, context.ioTimeoutMs, context.logger);
-        return new RedisStore(connection, true, keyPrefix, context.lockTtlMs);
+        return new RedisStore(connection, true, keyPrefix, context.lockTtlMs, codeigniter);
       } catch (error) {
         if (error instanceof SessionError) throw error;
         throw new SessionStoreError('redis', 'connect', error);

@@ -1,17 +1,27 @@
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { isValidSessionId } from '../../id.js';
+import { isPhpSessionId, isValidSessionId } from '../../id.js';
 import type { SessionKey } from '../contract.js';
 
 const HEX32 = '[0-9a-f]{32}';
+/** Any ID PHP issues (session.sid_length 22–256, up to 6 bits per character). */
+const PHP_ID = '[0-9a-zA-Z,-]{22,256}';
+
+/** Which IDs a file name may be built from: keepsake's own, or any PHP issues (CodeIgniter's layout). */
+export type SessionFileIds = 'keepsake' | 'php';
 
 /**
  * Where one session lives on disk: `<directory>/<cookieName>[md5(ip)]<id>`, CodeIgniter's layout.
- * Only a validated 32-hex ID (and a hash of the IP) ever reaches the name, and the joined path is
+ * Only a validated ID (32 hex, or PHP's alphabet in CodeIgniter's layout; and a hash of the IP) ever reaches the name, and the joined path is
  * checked to sit directly in the session directory, so nothing from a cookie can point elsewhere.
  */
-export function sessionFilePath(directory: string, cookieName: string, key: SessionKey): string {
-  if (!isValidSessionId(key.id)) {
+export function sessionFilePath(
+  directory: string,
+  cookieName: string,
+  key: SessionKey,
+  ids: SessionFileIds = 'keepsake',
+): string {
+  if (!(ids === 'php' ? isPhpSessionId(key.id) : isValidSessionId(key.id))) {
     throw new Error('keepsake: refusing a session file name that is not built from a valid ID.');
   }
   const ipPart = key.ip === null ? '' : createHash('md5').update(key.ip).digest('hex');
@@ -42,8 +52,11 @@ export interface SessionFileNames {
  * GC matches both layouts (with and without the IP hash), so switching matchIP does not strand old
  * files forever as it does in CodeIgniter; other cookie names' files are never touched.
  */
-export function sessionFileNames(cookieName: string): SessionFileNames {
-  const base = `${escapeRegExp(cookieName)}(?:${HEX32})?${HEX32}`;
+export function sessionFileNames(
+  cookieName: string,
+  ids: SessionFileIds = 'keepsake',
+): SessionFileNames {
+  const base = `${escapeRegExp(cookieName)}(?:${HEX32})?${ids === 'php' ? PHP_ID : HEX32}`;
   return {
     session: new RegExp(`^${base}$`),
     temporary: new RegExp(`^${base}\\.[0-9a-f]{16}\\.tmp$`),

@@ -9,6 +9,12 @@ export type SessionFileContent = { readonly text: string } | { readonly unreadab
 
 /** The content of an open session file whose stat is `stats` (the whole file, read from offset 0). */
 export async function readContent(handle: FileHandle, stats: Stats): Promise<SessionFileContent> {
+  const text = payloadOf(await readBytes(handle, stats));
+  return text === null ? { unreadable: 'the session file is not valid UTF-8' } : { text };
+}
+
+/** The bytes of an open session file whose stat is `stats` (the whole file, read from offset 0). */
+export async function readBytes(handle: FileHandle, stats: Stats): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(stats.size);
   let filled = 0;
   while (filled < buffer.length) {
@@ -16,9 +22,27 @@ export async function readContent(handle: FileHandle, stats: Stats): Promise<Ses
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
-  const bytes = buffer.subarray(0, filled);
-  const text = payloadOf(bytes);
-  return text === null ? { unreadable: 'the session file is not valid UTF-8' } : { text };
+  return buffer.subarray(0, filled);
+}
+
+/**
+ * Rewrites the locked file in place (truncate, then write from offset 0), as CodeIgniter's
+ * FileHandler does: a PHP request blocked in flock() on this file must find the new data in it
+ * when it wakes, which a rename over the path would hide from it. The lock keeps readers out
+ * meanwhile; a crash mid-write can leave the file torn, as in CodeIgniter.
+ */
+export async function rewriteInPlace(
+  handle: FileHandle,
+  data: Buffer,
+  mtime: Date | null,
+): Promise<void> {
+  await handle.truncate(0);
+  let written = 0;
+  while (written < data.length) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, written);
+    written += bytesWritten;
+  }
+  if (mtime !== null) await handle.utimes(mtime, mtime);
 }
 
 /**
