@@ -676,7 +676,7 @@ export class RequestLifecycle implements SessionInternals {
     }
     if (moved.until < nowSeconds(this.clock)) return undefined;
     const to = this.#context.storageIds.forward(id, moved.to);
-    return isValidSessionId(to) ? to : undefined;
+    return this.#context.sessionIds.isValid(to) ? to : undefined;
   }
 
   #key(id: string): SessionKey {
