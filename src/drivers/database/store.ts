@@ -88,8 +88,13 @@ export class DatabaseStore<Client> implements SessionStore {
       this.#held.forget(slot, token);
       return { locked: false };
     }
-    const live = locked.data !== null && locked.timestamp > this.#liveAfter();
-    return lockedWith(live ? locked.data : null, 'the data column');
+    if (locked.data === null || locked.timestamp <= this.#liveAfter()) {
+      return lockedWith(null, 'the data column');
+    }
+    // The timestamp is in whole seconds, so this is up to a second short: a touch comes early, never late.
+    const expiresInMs =
+      (locked.timestamp + this.#context.lifetimeSeconds) * 1000 - this.#context.clock();
+    return lockedWith(locked.data, 'the data column', expiresInMs);
   }
 
   async writeAndUnlock(
