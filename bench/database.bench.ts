@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { database } from 'keepsake/database';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { keepsakeApp, peerApp } from './array.bench.js';
@@ -34,6 +35,16 @@ const PRIVATE_POSTGRES_PORT = 5491;
 const PRIVATE_MYSQL_PORT = 3391;
 const DATABASE = 'test';
 const POOL_SIZE = 10;
+/**
+ * keepsake's lock connections (`lockConnections`); BENCH_LOCK_CONNECTIONS sets another count. On
+ * MySQL they come out of the pool of 10; on PostgreSQL they are opened beside it.
+ */
+const lockConnections =
+  process.env.BENCH_LOCK_CONNECTIONS === undefined
+    ? undefined
+    : Number(process.env.BENCH_LOCK_CONNECTIONS);
+const keepsakeDriver = (connection: pg.Pool | mysql.Pool, table: string) =>
+  database({ connection, table, ...(lockConnections === undefined ? {} : { lockConnections }) });
 
 const postgresUrl = (port: number, database = DATABASE) =>
   `postgres://postgres@127.0.0.1:${port}/${database}`;
@@ -77,7 +88,7 @@ export const apps: BenchApps = {
     const table = uniqueName('pg');
     const pool = new pg.Pool({ connectionString: postgresUrl(port), max: POOL_SIZE });
     const drop = await createSessionTables('postgres', table, (sql) => pool.query(sql));
-    return keepsakeApp({ driver: 'database', connection: pool, savePath: table }, async () => {
+    return keepsakeApp({ driver: keepsakeDriver(pool, table) }, async () => {
       await pool.query(drop);
       await pool.end();
     });
@@ -104,7 +115,7 @@ export const apps: BenchApps = {
     const table = uniqueName('my');
     const pool = mysql.createPool({ uri: mysqlUrl(port), connectionLimit: POOL_SIZE });
     const drop = await createSessionTables('mysql', table, (sql) => pool.query(sql));
-    return keepsakeApp({ driver: 'database', connection: pool, savePath: table }, async () => {
+    return keepsakeApp({ driver: keepsakeDriver(pool, table) }, async () => {
       await pool.query(drop);
       await pool.end();
     });

@@ -24,7 +24,7 @@ export const USAGE = `Usage: keepsake migration --driver postgres|mysql [--table
        (alias: keepsake session:migration)
 
 Prints the CREATE TABLE statements for the database session driver (CodeIgniter's
-"php spark session:migration"): the session table and, on PostgreSQL, its UNLOGGED lock table.
+"php spark session:migration"): the session table and its timestamp index.
 
 Options:
   --driver postgres|mysql  the database (also: postgresql, pg, mariadb)
@@ -78,19 +78,11 @@ export async function runMigrationCommand(
   } catch (error) {
     if (error instanceof SessionConfigError)
       throw new UsageError(
-        `invalid --table "${table}": use letters, digits and "_" (optionally schema.table).`,
+        `invalid --table "${table}": use letters, digits and "_", at most 63 characters per name (optionally schema.table).`,
       );
     throw error;
   }
-  let sql: string;
-  try {
-    sql = sessionTableSql({ dialect, table, matchIP: values['match-ip'] ?? false });
-  } catch (error) {
-    // A name valid in general but too long for PostgreSQL's lock table name.
-    if (error instanceof SessionConfigError)
-      throw new UsageError(`invalid --table "${table}": ${error.message}`);
-    throw error;
-  }
+  const sql = sessionTableSql({ dialect, table, matchIP: values['match-ip'] ?? false });
   if (values.out === undefined) {
     output.stdout(sql);
     return 0;

@@ -1,4 +1,4 @@
-import { SessionError, SessionStoreError } from '../errors.js';
+import { SessionConfigError, SessionError, SessionStoreError } from '../errors.js';
 import type { DriverContext, SessionDriver, SessionStore } from './contract.js';
 import {
   connect,
@@ -6,8 +6,10 @@ import {
   planConnection,
   type SqlClient,
 } from './database/connection.js';
+import { LockConnections } from './database/lock-connection.js';
 import { openSessionTable } from './database/open-table.js';
-import { lockTableName, parseTableName, type SqlDialect } from './database/schema.js';
+import { parseTableName, type SqlDialect } from './database/schema.js';
+import type { SessionTable } from './database/session-table.js';
 import { DatabaseStore } from './database/store.js';
 
 export type {
@@ -26,15 +28,25 @@ export {
   sessionTableSql,
 } from './database/schema.js';
 
+/** Lock connections a store keeps unless `lockConnections` says otherwise. */
+export const DEFAULT_LOCK_CONNECTIONS = 4;
+const MAX_LOCK_CONNECTIONS = 64;
+
 export interface DatabaseDriverOptions {
   /**
    * A pg.Pool (or connected pg.Client), a mysql2 pool (callback or promise API) — keepsake never
    * ends it — or a postgres://, postgresql://, mysql:// or mariadb:// URL, from which keepsake
-   * creates a pool of 10 connections and ends it when the manager shuts down.
+   * creates a pool and ends it when the manager shuts down.
    */
   readonly connection: DatabaseConnection;
   /** The session table (`schema.table` allowed); default `ci_sessions`. */
   readonly table?: string;
+  /**
+   * Connections kept open for session locks (default 4): every locked request's statements run
+   * on one of them. On PostgreSQL keepsake opens them itself, with the pool's settings; on
+   * MySQL/MariaDB it takes them out of the pool while the store is open.
+   */
+  readonly lockConnections?: number;
 }
 
 /** The database driver, and the SQL dialect it found its connection to speak. */
@@ -43,8 +55,9 @@ export interface DatabaseDriver extends SessionDriver {
 }
 
 /**
- * The database driver: sessions in a PostgreSQL or MySQL/MariaDB table, like CodeIgniter's
- * DatabaseHandler but with the lock in a row instead of a connection-held advisory lock.
+ * The database driver: sessions in a PostgreSQL or MySQL/MariaDB table, locked like CodeIgniter's
+ * DatabaseHandler with the database's named locks (advisory locks, GET_LOCK), but held by a few
+ * connections of their own instead of one pooled connection per request.
  * `database({ connection: pool })`, or `database({ connection: 'postgres://…', table: 'sessions' })`.
  * The options are checked here, at once; the table is checked when the session manager opens the
  * driver (a missing table or column is a SessionConfigError naming `npx keepsake migration`).
@@ -52,18 +65,44 @@ export interface DatabaseDriver extends SessionDriver {
 export function database(options: DatabaseDriverOptions): DatabaseDriver {
   const plan = planConnection(options.connection);
   const table = parseTableName(options.table ?? '');
-  // PostgreSQL's lock table is `<table>_locks`: a name too long for it is refused now.
-  if (plan.dialect === 'postgres') lockTableName(table);
+  const lockConnections = options.lockConnections ?? DEFAULT_LOCK_CONNECTIONS;
+  if (
+    !Number.isInteger(lockConnections) ||
+    lockConnections < 1 ||
+    lockConnections > MAX_LOCK_CONNECTIONS
+  ) {
+    throw new SessionConfigError(
+      'lockConnections',
+      `the database driver takes a whole number of lock connections from 1 to ${MAX_LOCK_CONNECTIONS}; got ${String(options.lockConnections)}.`,
+    );
+  }
   return {
     name: 'database',
     dialect: plan.dialect,
     async open(context: DriverContext): Promise<SessionStore> {
       let client: SqlClient | undefined;
+      let connections: LockConnections<unknown> | undefined;
       try {
-        client = await connect(plan, context.ioTimeoutMs, context.logger);
-        const sessionTable = await openSessionTable(client, table, context);
-        return new DatabaseStore(sessionTable, table, context, client.end);
+        client = await connect(plan, context.ioTimeoutMs, context.logger, lockConnections);
+        const sessionTable: SessionTable<unknown> = await openSessionTable(
+          client,
+          table,
+          context,
+          'keepsake',
+        );
+        connections = new LockConnections(
+          Math.min(
+            lockConnections,
+            (client.dialect === 'postgres' ? client.lockConnectionLimit : undefined) ??
+              lockConnections,
+          ),
+          () => sessionTable.openLockConnection(),
+          context.logger,
+        );
+        await connections.fill();
+        return new DatabaseStore(sessionTable, connections, table, context, client.end);
       } catch (error) {
+        await connections?.close().catch(() => {});
         await client?.end?.().catch(() => {});
         if (error instanceof SessionError) throw error;
         throw new SessionStoreError('database', 'open', error);

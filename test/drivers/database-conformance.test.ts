@@ -1,6 +1,7 @@
 import { after, before, describe } from 'node:test';
-import mysqlPromise from 'mysql2/promise';
 import type { SessionDriver } from '../../src/drivers/contract.js';
+import { connect, planConnection } from '../../src/drivers/database/connection.js';
+import { LockConnections } from '../../src/drivers/database/lock-connection.js';
 import { inspectMysqlTable, MysqlSessionTable } from '../../src/drivers/database/mysql.js';
 import { parseTableName } from '../../src/drivers/database/schema.js';
 import { DatabaseStore } from '../../src/drivers/database/store.js';
@@ -14,13 +15,7 @@ const servers: [SqlDialect, string, number, string][] = [
   ['mysql', 'MariaDB', 3306, 'keepsake_conf_my'],
 ];
 
-const emptyTable = (dialect: SqlDialect, table: string) =>
-  runSql(
-    dialect,
-    dialect === 'postgres'
-      ? `DELETE FROM ${table};\nDELETE FROM ${table}_locks`
-      : `DELETE FROM ${table}`,
-  );
+const emptyTable = (dialect: SqlDialect, table: string) => runSql(dialect, `DELETE FROM ${table}`);
 
 for (const [dialect, label, port, table] of servers) {
   const skip = await serviceSkip(label, '127.0.0.1', port);
@@ -37,24 +32,33 @@ for (const [dialect, label, port, table] of servers) {
 }
 
 /**
- * MySQL has no INSERT … RETURNING, so there a lock attempt is two statements. MariaDB has it;
- * this runs the MySQL way on MariaDB, so that path is tested on a real server too.
+ * MySQL has no INSERT … RETURNING, so there a write and its unlock are two statements. MariaDB has
+ * it; this runs the MySQL way on MariaDB, so that path is tested on a real server too.
  */
 function withoutReturning(table: string): SessionDriver {
   return {
     name: 'database',
     async open(context) {
-      const pool = mysqlPromise.createPool({ uri: MYSQL_URL, connectionLimit: 10 });
+      const plan = planConnection(MYSQL_URL);
+      const client = await connect(plan, context.ioTimeoutMs, context.logger, 2);
+      if (client.dialect !== 'mysql') throw new Error('MYSQL_URL is not a MySQL URL');
       const tableName = parseTableName(table);
-      const shape = await inspectMysqlTable(pool, tableName, context.ioTimeoutMs);
+      const shape = await inspectMysqlTable(client.pool, tableName, context.ioTimeoutMs);
       if (shape === null) throw new Error(`the table ${table} is missing`);
-      const statements = new MysqlSessionTable(
-        pool,
-        tableName,
-        { ...shape, returning: false },
-        context.ioTimeoutMs,
+      const statements = new MysqlSessionTable(client.pool, client.openLockConnection, {
+        table: tableName,
+        shape: { ...shape, returning: false },
+        matchIP: context.matchIP,
+        scheme: 'keepsake',
+        ioTimeoutMs: context.ioTimeoutMs,
+        logger: context.logger,
+      });
+      const connections = new LockConnections(
+        2,
+        () => statements.openLockConnection(),
+        context.logger,
       );
-      return new DatabaseStore(statements, tableName, context, () => pool.end());
+      return new DatabaseStore(statements, connections, tableName, context, client.end);
     },
   };
 }

@@ -1,24 +1,43 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import pg from 'pg';
 import type { DriverContext, SessionStore } from '../../src/drivers/contract.js';
+import { sessionLockKey } from '../../src/drivers/database/lock-key.js';
 import { type DatabaseConnection, database, type SqlDialect } from '../../src/drivers/database.js';
-import { SessionConfigError, SessionStoreError } from '../../src/errors.js';
+import {
+  SessionConfigError,
+  SessionLockTimeoutError,
+  SessionStoreError,
+} from '../../src/errors.js';
 import { createSessionId } from '../../src/id.js';
-import { delay, lock, newToken, protocolFor, put } from '../../src/testing/conformance-store.js';
+import { SessionManager } from '../../src/manager.js';
+import { recordingLogger } from '../../src/testing/conformance.js';
+import {
+  isUnlocked,
+  lock,
+  newToken,
+  protocolFor,
+  put,
+} from '../../src/testing/conformance-store.js';
 import { openStore } from '../../src/testing/index.js';
+import { requestFor } from '../../src/testing/request-for.js';
 import { serviceSkip } from '../helpers/services.js';
 import {
   countRows,
   createTable,
   DATABASE_SERVERS,
   dropTable,
-  lockRowsTable,
+  killConnection,
+  lockHolder,
   MYSQL_URL,
+  NO_IP,
   POSTGRES_URL,
+  queryRows,
   runSql,
+  untilLockFree,
   urlOf,
 } from './database/servers.js';
 
@@ -83,14 +102,106 @@ describe('database driver configuration (no server needed)', () => {
     }
   });
 
-  it('refuses, on PostgreSQL, a table name too long for its lock table when the driver is created', () => {
-    assert.throws(
-      () => database({ connection: POSTGRES_URL, table: 'x'.repeat(58) }),
-      (error: unknown) =>
-        error instanceof SessionConfigError && /at most 57 characters/.test(error.message),
+  it('takes a 63-character table name on PostgreSQL: there is no lock table to name', () => {
+    assert.equal(database({ connection: POSTGRES_URL, table: 'x'.repeat(63) }).dialect, 'postgres');
+  });
+
+  for (const lockConnections of [0, 1.5, 65, Number.NaN]) {
+    it(`rejects lockConnections: ${lockConnections} when the driver is created`, () => {
+      assert.throws(
+        () => database({ connection: POSTGRES_URL, lockConnections }),
+        (error: unknown) =>
+          error instanceof SessionConfigError &&
+          error.option === 'lockConnections' &&
+          /whole number of lock connections from 1 to 64/.test(error.message),
+      );
+    });
+  }
+
+  it("derives the keys CodeIgniter locks, for a mode that shares CodeIgniter's table", () => {
+    const key = { id: 'a'.repeat(32), ip: '192.0.2.7' };
+    assert.deepEqual(sessionLockKey('postgres', 'codeigniter', false, key), {
+      arguments: 'hashtext($1)',
+      values: [key.id],
+    });
+    assert.deepEqual(sessionLockKey('postgres', 'codeigniter', true, key), {
+      arguments: 'hashtext($1), hashtext($2)',
+      values: [key.id, key.ip],
+    });
+    // md5('aaa…a') and md5('aaa…a_192.0.2.7'), as PHP computes them.
+    assert.equal(
+      sessionLockKey('mysql', 'codeigniter', false, key).name,
+      createHash('md5').update(key.id).digest('hex'),
     );
+    assert.equal(
+      sessionLockKey('mysql', 'codeigniter', true, key).name,
+      createHash('md5').update(`${key.id}_192.0.2.7`).digest('hex'),
+    );
+    const own = sessionLockKey('postgres', 'keepsake', false, key);
+    assert.equal(own.arguments, '$1::bigint');
+    assert.match(own.values[0] ?? '', /^-?\d+$/);
+    assert.match(sessionLockKey('mysql', 'keepsake', false, key).name, /^keepsake:[0-9a-f]{40}$/);
+    assert.notDeepEqual(sessionLockKey('postgres', 'keepsake', false, { ...key, ip: NO_IP }), own);
   });
 });
+
+/** The old shape of the session table: what an earlier keepsake version's migration created. */
+const EARLIER_TABLE: Record<SqlDialect, (table: string) => string> = {
+  postgres: (table) =>
+    `CREATE TABLE ${table} (id varchar(128) NOT NULL, ip_address inet NOT NULL, "timestamp" bigint DEFAULT 0 NOT NULL, data bytea DEFAULT '' NOT NULL, PRIMARY KEY (id));
+CREATE UNLOGGED TABLE ${table}_locks (id varchar(128) NOT NULL, ip_address inet NOT NULL, lock_token varchar(64) NULL, lock_expires bigint DEFAULT 0 NOT NULL, version bigint DEFAULT 0 NOT NULL, PRIMARY KEY (id, ip_address))`,
+  mysql: (table) =>
+    `CREATE TABLE ${table} (id varchar(128) NOT NULL, ip_address varchar(45) NOT NULL, \`timestamp\` int(10) unsigned DEFAULT 0 NOT NULL, data mediumblob NOT NULL, lock_token varchar(64) NULL DEFAULT NULL, lock_expires bigint unsigned DEFAULT 0 NOT NULL, PRIMARY KEY (id)) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin`,
+};
+
+/** Another process's connection taking a session's lock the way keepsake names it. */
+async function lockElsewhere(
+  dialect: SqlDialect,
+  sessionId: string,
+): Promise<{ write(data: string): Promise<void>; release(): Promise<void> }> {
+  const key = { id: sessionId, ip: NO_IP };
+  if (dialect === 'postgres') {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    const { values } = sessionLockKey('postgres', 'keepsake', false, key);
+    const { rows } = await client.query('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
+      ...values,
+    ]);
+    assert.equal((rows[0] as { locked: boolean }).locked, true, 'the other process got the lock');
+    return {
+      write: async (data) => {
+        await client.query('UPDATE keepsake_drv_pg SET data = $1 WHERE id = $2', [
+          Buffer.from(data),
+          sessionId,
+        ]);
+      },
+      release: async () => {
+        await client.query('SELECT pg_advisory_unlock($1::bigint)', [...values]);
+        await client.end();
+      },
+    };
+  }
+  const connection = await mysql.createConnection({ uri: MYSQL_URL }).promise();
+  const { name } = sessionLockKey('mysql', 'keepsake', false, key);
+  const [rows] = await connection.query('SELECT GET_LOCK(?, 0) AS locked', [name]);
+  assert.equal(
+    Number((rows as { locked: number }[])[0]?.locked),
+    1,
+    'the other process got the lock',
+  );
+  return {
+    write: async (data) => {
+      await connection.query('UPDATE keepsake_drv_my SET data = ? WHERE id = ?', [
+        Buffer.from(data),
+        sessionId,
+      ]);
+    },
+    release: async () => {
+      await connection.query('DO RELEASE_LOCK(?)', [name]);
+      await connection.end();
+    },
+  };
+}
 
 for (const [dialect, label, port] of servers) {
   const skip = await serviceSkip(label, '127.0.0.1', port);
@@ -98,10 +209,19 @@ for (const [dialect, label, port] of servers) {
   const table = `keepsake_drv_${suffix}`;
   describe(`database driver on ${label}: setup errors, pools, locks`, { skip }, () => {
     const opened: SessionStore[] = [];
-    const open = async (overrides: Partial<DriverContext> = {}, tableName = table) => {
+    const open = async (
+      overrides: Partial<DriverContext> = {},
+      tableName = table,
+      lockConnections?: number,
+    ) => {
       const harness = await openStore(
         {
-          driver: () => database({ connection: urlOf(dialect), table: tableName }),
+          driver: () =>
+            database({
+              connection: urlOf(dialect),
+              table: tableName,
+              ...(lockConnections === undefined ? {} : { lockConnections }),
+            }),
           expiry: 'clock',
         },
         overrides,
@@ -109,18 +229,13 @@ for (const [dialect, label, port] of servers) {
       opened.push(harness.store);
       return harness;
     };
-    /** Empties the session table (and lock table), for tests that count every row. */
-    const emptyTable = () =>
-      runSql(
-        dialect,
-        dialect === 'postgres'
-          ? `DELETE FROM ${table};\nDELETE FROM ${table}_locks`
-          : `DELETE FROM ${table}`,
-      );
+    /** Empties the session table, for tests that count every row. */
+    const emptyTable = () => runSql(dialect, `DELETE FROM ${table}`);
 
     after(async () => {
       for (const store of opened) await store.close().catch(() => {});
-      for (const name of [table, `${table}_ci`, `${table}_gone`]) await dropTable(dialect, name);
+      for (const name of [table, `${table}_ci`, `${table}_gone`, `${table}_old`])
+        await dropTable(dialect, name);
     });
 
     before(() => createTable(dialect, table, false));
@@ -137,26 +252,43 @@ for (const [dialect, label, port] of servers) {
       );
     });
 
-    it(
-      dialect === 'postgres'
-        ? 'names the missing lock table of a CodeIgniter table'
-        : 'says which lock columns a CodeIgniter table lacks',
-      async () => {
-        const ciTable = `${table}_ci`;
-        await runSql(
-          dialect,
-          `CREATE TABLE ${ciTable} (id varchar(128) NOT NULL, ip_address varchar(45) NOT NULL, timestamp bigint DEFAULT 0 NOT NULL, data text NOT NULL, PRIMARY KEY (id))`,
-        );
-        const expected =
-          dialect === 'postgres'
-            ? new RegExp(`lock table "${ciTable}_locks" .* does not exist.*npx keepsake migration`)
-            : /lock_token, lock_expires/;
-        await assert.rejects(
-          open({}, ciTable),
-          (error: unknown) => error instanceof SessionConfigError && expected.test(error.message),
-        );
-      },
-    );
+    it('opens a table with only the four columns of CodeIgniter: it needs no lock table and no lock column', async () => {
+      const ciTable = `${table}_ci`;
+      await runSql(
+        dialect,
+        `CREATE TABLE ${ciTable} (id varchar(128) NOT NULL, ip_address varchar(45) NOT NULL, timestamp bigint DEFAULT 0 NOT NULL, data ${dialect === 'postgres' ? 'bytea' : 'blob'} NOT NULL, PRIMARY KEY (id))`,
+      );
+      const harness = await open({}, ciTable);
+      const key = newKey();
+      await put(harness, key, '{"ci":1}');
+      assert.equal(await harness.store.peek(key), '{"ci":1}');
+    });
+
+    it('keeps working on a table of an earlier keepsake version, and says what it no longer uses', async () => {
+      const oldTable = `${table}_old`;
+      await dropTable(dialect, oldTable);
+      await runSql(dialect, EARLIER_TABLE[dialect](oldTable));
+      const harness = await open({}, oldTable);
+      const unused =
+        dialect === 'postgres'
+          ? new RegExp(`"${oldTable}_locks".*no longer used.*DROP TABLE "${oldTable}_locks"`)
+          : new RegExp(
+              `lock_token, lock_expires of "${oldTable}".*no longer used.*ALTER TABLE ${oldTable} DROP COLUMN lock_token, DROP COLUMN lock_expires`,
+            );
+      assert.ok(
+        harness.warnings.some((warning) => unused.test(warning)),
+        JSON.stringify(harness.warnings),
+      );
+      assert.ok(
+        harness.warnings.some((warning) => /must not share the table/.test(warning)),
+        'it warns that the two versions do not exclude each other',
+      );
+      const key = newKey();
+      await put(harness, key, '{"old":1}');
+      const held = await lock(harness.store, key);
+      assert.equal(held.payload, '{"old":1}');
+      assert.equal(await harness.store.destroyAndUnlock(key, held.token), true);
+    });
 
     if (dialect === 'mysql') {
       it('refuses a mysql2 single connection: the driver needs a pool', async () => {
@@ -169,6 +301,24 @@ for (const [dialect, label, port] of servers) {
           );
         } finally {
           await single.promise().end();
+        }
+      });
+
+      it('refuses a mysql2 pool too small to lend its lock connections', async () => {
+        const pool = mysqlPromise.createPool({ uri: MYSQL_URL, connectionLimit: 2 });
+        try {
+          await assert.rejects(
+            openStore({
+              driver: () => database({ connection: pool, table, lockConnections: 2 }),
+              expiry: 'clock',
+            }),
+            (error: unknown) =>
+              error instanceof SessionConfigError &&
+              error.option === 'lockConnections' &&
+              /connectionLimit 2.*at least 3 connections/.test(error.message),
+          );
+        } finally {
+          await pool.end();
         }
       });
     }
@@ -201,116 +351,170 @@ for (const [dialect, label, port] of servers) {
         assert.ok(error.cause instanceof Error && error.cause.message.includes(command));
         return true;
       });
+      // A lock attempt fails the same way, and leaves no lock behind.
+      const key = newKey();
+      await assert.rejects(
+        harness.store.lockAndRead(key, newToken()),
+        (error: unknown) => error instanceof Error && error.message.includes(command),
+      );
+      assert.equal(await lockHolder(dialect, key.id), null);
     });
 
-    it('does not count the lock of a new session as a stored session, and a discarding unlock removes it', async () => {
+    it('takes the lock of a new session without writing a row, and a discarding unlock leaves nothing', async () => {
       await emptyTable();
       const { store } = await open();
       const { store: other } = await open();
       const fresh = newKey();
       const held = await lock(store, fresh);
       assert.equal(held.payload, null);
+      assert.notEqual(await lockHolder(dialect, fresh.id), null, 'the server shows the lock');
       assert.equal(await other.peek(fresh), null);
       assert.deepEqual(await other.lockAndRead(fresh, newToken()), { locked: false });
-      assert.equal(await countRows(dialect, lockRowsTable(dialect, table)), 1, 'the lock row');
+      assert.equal(await countRows(dialect, table), 0, 'the lock is no row');
       await store.unlock(fresh, held.token, true);
       assert.equal(await countRows(dialect, table), 0);
-      assert.equal(await countRows(dialect, lockRowsTable(dialect, table)), 0);
+      assert.equal(await lockHolder(dialect, fresh.id), null);
     });
 
-    it('gc keeps an expired row while its lock is held, and the discarding unlock then removes it', async () => {
+    it("keeps out while another process's connection holds the lock, and reads what it wrote once it lets go", async () => {
+      const harness = await open();
+      const key = newKey();
+      await put(harness, key, '{"n":1}');
+      const elsewhere = await lockElsewhere(dialect, key.id);
+      try {
+        assert.deepEqual(await harness.store.lockAndRead(key, newToken()), { locked: false });
+        await elsewhere.write('{"n":2}');
+      } finally {
+        await elsewhere.release();
+      }
+      const taken = await lock(harness.store, key);
+      assert.equal(taken.payload, '{"n":2}');
+      await harness.store.unlock(key, taken.token, false);
+    });
+
+    it('holds many session locks on one connection, and none of them for another connection', async () => {
+      const { store } = await open({}, table, 1);
+      const { store: other } = await open({}, table, 1);
+      const keys = Array.from({ length: 20 }, () => newKey());
+      const held = [];
+      for (const key of keys) held.push(await lock(store, key));
+      for (const key of keys)
+        assert.deepEqual(await other.lockAndRead(key, newToken()), { locked: false });
+      const holders = new Set(await Promise.all(keys.map((key) => lockHolder(dialect, key.id))));
+      assert.equal(holders.size, 1, 'one connection holds all 20');
+      for (const [index, key] of keys.entries())
+        await store.unlock(key, held[index]?.token ?? '', true);
+      for (const key of keys) assert.equal(await isUnlocked(other, key), true);
+    });
+
+    it("gc deletes an expired session even while a request holds it: the holder's save brings it back", async () => {
       await emptyTable();
       const harness = await open({ lifetimeSeconds: 60 });
       const { store, clock } = harness;
-      const stale = newKey();
-      await put(harness, stale, '{"old":1}');
+      const written = newKey();
+      const touched = newKey();
+      await put(harness, written, '{"w":1}');
+      await put(harness, touched, '{"t":1}');
+      const writer = await lock(store, written);
+      const toucher = await lock(store, touched);
+      assert.equal(toucher.payload, '{"t":1}');
       clock.advance(200);
-      const held = await lock(store, stale);
-      assert.equal(held.payload, null, 'an expired session reads as empty');
-      assert.equal(await store.gc?.(60), 0);
-      assert.equal(await countRows(dialect, table), 1);
-      await store.unlock(stale, held.token, true);
-      assert.equal(await countRows(dialect, table), 0);
+      assert.equal(await store.gc?.(60), 2, 'both sessions expired while their requests ran');
+      assert.equal(await store.writeAndUnlock(written, writer.token, '{"w":2}', 60), true);
+      assert.equal(await store.peek(written), '{"w":2}');
+      // The core answers a touch of a missing session by writing it.
+      assert.equal(await store.touchAndUnlock(touched, toucher.token, 60), 'missing');
+      assert.equal(await store.writeAndUnlock(touched, toucher.token, '{"t":1}', 60), true);
+      assert.equal(await store.peek(touched), '{"t":1}');
     });
 
-    it('gc removes lock rows unused for the whole lifetime, and no held one', async () => {
-      await emptyTable();
-      const harness = await open({ lifetimeSeconds: 60 });
-      const { store, clock } = harness;
-      const idle = newKey();
-      const busy = newKey();
-      await put(harness, idle, '{"idle":1}');
-      await put(harness, busy, '{"busy":1}');
-      const held = await lock(store, busy);
-      clock.advance(200);
-      // Released lock rows are stamped with Date.now(); the purge takes those stamped before now.
-      await delay(5);
-      assert.equal(await store.gc?.(60), 1, 'the idle session goes, the held one stays');
-      assert.equal(await countRows(dialect, table), 1);
-      if (dialect === 'postgres') assert.equal(await countRows(dialect, `${table}_locks`), 1);
-      await store.unlock(busy, held.token, false);
-      const again = await lock(store, busy);
-      assert.equal(await store.destroyAndUnlock(busy, again.token), true);
-    });
-
-    if (dialect === 'postgres') {
-      it('creates the lock table UNLOGGED', async () => {
-        const client = new pg.Client({ connectionString: POSTGRES_URL });
-        await client.connect();
-        try {
-          const { rows } = await client.query(
-            `SELECT relpersistence FROM pg_class WHERE oid = to_regclass('${table}_locks')`,
-          );
-          assert.deepEqual(rows, [{ relpersistence: 'u' }]);
-        } finally {
-          await client.end();
-        }
-      });
-
-      it('reads a write committed while its lock statement waited, not its older snapshot', async () => {
-        const harness = await open();
-        const { store } = harness;
-        const session = newKey();
-        await put(harness, session, '{"n":1}');
-        // Another holder's write + release, kept open so the next lock statement starts (taking
-        // its snapshot) before it commits, and waits for it on the lock row.
-        const writer = new pg.Client({ connectionString: POSTGRES_URL });
-        await writer.connect();
-        try {
-          await writer.query('BEGIN');
-          await writer.query(`UPDATE ${table} SET data = $1 WHERE id = $2`, [
-            Buffer.from('{"n":2}'),
-            session.id,
-          ]);
-          await writer.query(`UPDATE ${table}_locks SET version = version + 1 WHERE id = $1`, [
-            session.id,
-          ]);
-          const token = newToken();
-          const reading = store.lockAndRead(session, token);
-          await untilWaiting(writer);
-          await writer.query('COMMIT');
-          const second = await reading;
-          assert.deepEqual(second, { locked: true, payload: '{"n":2}' });
-          await store.unlock(session, token, false);
-        } finally {
-          await writer.query('ROLLBACK').catch(() => {});
-          await writer.end();
-        }
-        const last = await lock(store, session);
-        await store.destroyAndUnlock(session, last.token);
-      });
-    }
-
-    it('takes over the lock of a holder that died without releasing it, once lockTtl has passed', async () => {
-      const crashed = await open({ lockTtlMs: 300 });
-      const survivor = await open({ lockTtlMs: 300 });
+    it('frees the lock of a holder whose connection ended without releasing it at once (lockTtl 60 s)', async () => {
+      const crashed = await open({ lockTtlMs: 60_000 });
+      const survivor = await open({ lockTtlMs: 60_000 });
       const session = newKey();
       await put(crashed, session, '{"n":1}');
       await lock(crashed.store, session);
-      await crashed.store.close(); // its pool ends without releasing, as a crash would
-      const taken = await protocolFor(survivor).acquire(session, 3_000);
+      await crashed.store.close(); // its connections end without releasing, as a crash would
+      const taken = await protocolFor(survivor).acquire(session, 1_000);
       assert.equal(taken.payload, '{"n":1}');
       await protocolFor(survivor).destroy(taken.lock);
+    });
+
+    it('a dropped lock connection fences the request that held its lock: the save changes nothing and answers 503; the session works again at once', async () => {
+      const warnings: string[] = [];
+      const manager = new SessionManager({
+        driver: database({ connection: urlOf(dialect), table, lockConnections: 1 }),
+        gcProbability: 0,
+        lockWait: 1_000,
+        lockTtl: 60_000,
+        logger: recordingLogger(warnings),
+      });
+      await manager.ready();
+      try {
+        const first = await manager.start(requestFor());
+        first.set('n', 1);
+        manager.setCookies(first);
+        await manager.commit(first);
+        const holding = await manager.start(requestFor(first.id));
+        holding.set('n', 2);
+        manager.setCookies(holding);
+        const holder = await lockHolder(dialect, first.id);
+        assert.ok(holder !== null, 'the request holds the lock');
+        await killConnection(dialect, holder);
+        await untilLockFree(dialect, first.id);
+        await assert.rejects(manager.commit(holding), (error: unknown) => {
+          assert.ok(error instanceof SessionStoreError, String(error));
+          assert.equal(error.status, 503);
+          return true;
+        });
+        assert.deepEqual(
+          await queryRows(dialect, `SELECT count(*) AS n FROM ${table} WHERE id = '${first.id}'`),
+          [{ n: dialect === 'postgres' ? '1' : 1 }],
+        );
+        const next = await manager.start(requestFor(first.id));
+        assert.equal(next.id, first.id);
+        assert.equal(next.get('n'), 1, 'the fenced save changed nothing');
+        next.set('n', 3);
+        manager.setCookies(next);
+        await manager.commit(next);
+        const last = await manager.start(requestFor(first.id));
+        assert.equal(last.get('n'), 3);
+        manager.setCookies(last);
+        await manager.commit(last);
+        assert.ok(
+          warnings.some((warning) => /session lock connection .* closed/.test(warning)),
+          JSON.stringify(warnings),
+        );
+      } finally {
+        await manager.shutdown();
+      }
+    });
+
+    it('holds no pooled connection while a request waits for a lock', async () => {
+      const pool =
+        dialect === 'postgres'
+          ? new pg.Pool({ connectionString: POSTGRES_URL, max: 1 })
+          : mysqlPromise.createPool({ uri: MYSQL_URL, connectionLimit: 2 });
+      try {
+        const harness = await openStore({
+          driver: () => database({ connection: pool, table, lockConnections: 1 }),
+          expiry: 'clock',
+        });
+        const protocol = protocolFor(harness);
+        const key = newKey();
+        const first = await protocol.acquire(key, 1_000);
+        const waiting = protocol.acquire(key, 400);
+        waiting.catch(() => {});
+        // The pool's one free connection serves reads meanwhile.
+        for (let read = 0; read < 5; read += 1)
+          assert.equal(await harness.store.peek(newKey()), null);
+        await assert.rejects(waiting, SessionLockTimeoutError);
+        await protocol.release(first.lock);
+        await harness.store.close();
+        await stillUsable(pool);
+      } finally {
+        await endPool(pool);
+      }
     });
 
     it('bounds a query blocked by a table lock with ioTimeout', async () => {
@@ -353,22 +557,30 @@ for (const [dialect, label, port] of servers) {
         await endPool(pool);
       }
     });
-  });
-}
 
-/** Resolves once a statement of another connection waits for a row lock held by `holder`. */
-async function untilWaiting(holder: pg.Client): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const { rows } = await holder.query(
-      `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()
-         AND $1 = ANY(pg_blocking_pids(pid))`,
-      [await backendPid(holder)],
-    );
-    if (rows.length > 0) return;
-    if (Date.now() > deadline) throw new Error('the lock statement never waited');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+    if (dialect === 'postgres') {
+      it('locks on a single connected pg.Client passed as connection, one statement at a time', async () => {
+        const client = new pg.Client({ connectionString: POSTGRES_URL });
+        await client.connect();
+        try {
+          const harness = await openStore({
+            driver: () => database({ connection: client, table }),
+            expiry: 'clock',
+          });
+          const key = newKey();
+          await put(harness, key, '{"single":1}');
+          const held = await lock(harness.store, key);
+          assert.equal(held.payload, '{"single":1}');
+          assert.equal(await lockHolder(dialect, key.id), await backendPid(client));
+          assert.equal(await harness.store.touchAndUnlock(key, held.token, 60), 'touched');
+          await harness.store.close();
+          assert.equal((await client.query('SELECT 1 AS one')).rows[0]?.one, 1, 'left open');
+        } finally {
+          await client.end();
+        }
+      });
+    }
+  });
 }
 
 async function backendPid(client: pg.Client): Promise<number> {

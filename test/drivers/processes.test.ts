@@ -1,7 +1,8 @@
 /**
  * Every driver several processes share, in the same cases: no lost update across processes, a
- * SIGKILLed lock holder's session recovered, and a holder that stalled (SIGSTOP) past its lock's
- * lifetime unable to bring back a session another request destroyed meanwhile.
+ * SIGKILLed lock holder's session recovered, and a holder that stalled (SIGSTOP) unable to bring
+ * back a session another request destroyed meanwhile: past its lock's lifetime where locks expire,
+ * or holding its lock all along (the logout waits) where a lock ends only with its holder.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
@@ -89,12 +90,13 @@ for (const target of SHARED_TARGETS) {
         assert.deepEqual(await after.json(), { count: 2 });
       }));
 
-    it('a holder that stalls past its lock never brings back a session destroyed meanwhile', () =>
+    it(`a holder that stalls ${target.locksExpire ? 'past its lock' : 'while holding its lock'} never brings back a session destroyed meanwhile`, () =>
       onStore(target, async (driver) => {
         const config = { lockTtl: 1_000, lockWait: 8_000 };
-        const [stalling, other] = await Promise.all([
+        const [stalling, other, impatient] = await Promise.all([
           server(driver, config),
           server(driver, config),
+          server(driver, { lockTtl: 1_000, lockWait: 500 }),
         ]);
         const jar = new CookieJar();
         await jar.fetch(`${other.url}/inc`);
@@ -111,17 +113,26 @@ for (const target of SHARED_TARGETS) {
           await sleep(200);
           stalling.child.kill('SIGCONT');
         } else {
-          // A lock that cannot expire makes the logout wait for the stalled holder to finish.
-          await sleep(2_500);
+          // A lock that ends only with its holder (a file lock, a database connection's named
+          // lock) is kept through the stall: a request that cannot wait that long gets a 503 at
+          // its lockWait, telling nothing of the store, and the logout waits for the holder.
+          const refused = await fetch(`${impatient.url}/inc`, { headers: { cookie } });
+          assert.equal(refused.status, 503, 'a request waiting past lockWait');
+          assert.doesNotMatch(await refused.text(), /127\.0\.0\.1|SELECT|keepsake_|\/tmp\//);
+          await sleep(2_000);
           stalling.child.kill('SIGCONT');
           loggedOut = await logout;
         }
         assert.equal(loggedOut.status, 200, 'the logout went through');
         const late = await slow;
         await late.arrayBuffer();
-        if (target.locksExpire) {
-          assert.equal(late.status, 503, 'the stalled holder may not save after losing its lock');
-        }
+        assert.equal(
+          late.status,
+          target.locksExpire ? 503 : 200,
+          target.locksExpire
+            ? 'the stalled holder may not save after losing its lock'
+            : 'the stalled holder kept its lock, and saved before the logout',
+        );
         const after = await fetch(`${other.url}/count`, { headers: { cookie } });
         assert.deepEqual(await after.json(), { count: 0 }, 'the destroyed session stays destroyed');
       }));

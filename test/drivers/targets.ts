@@ -13,7 +13,7 @@ import { deleteKeys, SHARED_HOST, SHARED_PORT, uniquePrefix } from './redis/serv
 
 export interface SharedTarget {
   readonly name: string;
-  /** Whether the store's locks expire (else they end with their holder: flock). */
+  /** Whether the store's locks expire (else they end with their holder: flock, a database connection's named lock). */
   readonly locksExpire: boolean;
   /** A skip reason when the store is not reachable (a failure under KEEPSAKE_REQUIRE_SERVICES=1). */
   skip(): Promise<string | false>;
@@ -42,7 +42,8 @@ function databaseTarget(dialect: 'postgres' | 'mysql'): SharedTarget {
   const label = dialect === 'postgres' ? 'PostgreSQL' : 'MariaDB';
   return {
     name: `database (${label})`,
-    locksExpire: true,
+    // A named lock held by a lock connection ends with that connection, or with its process.
+    locksExpire: false,
     skip: () => serviceSkip(label, '127.0.0.1', dialect === 'postgres' ? 5432 : 3306),
     async setUp() {
       await createTable(dialect, table, false);

@@ -1,5 +1,12 @@
-import type { TouchOutcome } from '../contract.js';
-import type { MysqlPool } from './connection.js';
+import type { SessionLogger } from '../../log.js';
+import type {
+  LockConnectionOpener,
+  MysqlLockClient,
+  MysqlPool,
+  MysqlQueryOptions,
+} from './connection.js';
+import type { LockConnection } from './lock-connection.js';
+import { type LockKeyScheme, sessionLockKey } from './lock-key.js';
 import { quoteTable, type TableName } from './schema.js';
 import {
   columnBytes,
@@ -11,7 +18,8 @@ import {
 } from './session-table.js';
 
 interface ResultHeader {
-  affectedRows: number;
+  readonly affectedRows: number;
+  readonly info?: string;
 }
 
 type Row = Record<string, unknown>;
@@ -21,124 +29,143 @@ const TRANSIENT_ERRNOS = new Set([1213, 1205]);
 /** ER_NO_SUCH_TABLE and ER_BAD_FIELD_ERROR: the table was dropped or altered after keepsake opened it. */
 const MISSING_TABLE_ERRNOS = new Set([1146, 1054]);
 
-/** What opening learns about a MySQL/MariaDB session table. */
+/** What opening learns about a MySQL/MariaDB session table and its server. */
 export interface MysqlTableShape extends TableShape {
-  /** MariaDB ≥ 10.5, whose INSERT … RETURNING makes a lock attempt one statement. */
+  /** The server's VERSION(). */
+  readonly version: string;
+  /** MariaDB ≥ 10.5, whose INSERT … RETURNING makes a write and its unlock one statement. */
   readonly returning: boolean;
+  /**
+   * Whether one connection may hold several named locks at once (MySQL ≥ 5.7, MariaDB ≥ 10.0.2);
+   * before, GET_LOCK released the connection's previous lock.
+   */
+  readonly manyLocks: boolean;
   /** The data column's type and the bytes it holds (CodeIgniter's blob: 65 535). */
   readonly dataType: string | null;
   readonly dataCapacity: number | null;
 }
 
-async function run(pool: MysqlPool, sql: string, values: unknown[], ioTimeoutMs: number) {
-  const [result] = await pool.query({ sql, values, timeout: ioTimeoutMs });
+async function run(client: MysqlPool | MysqlLockClient, options: MysqlQueryOptions) {
+  const [result] = await client.query(options);
   return result;
 }
 
-/** The session table's columns, primary key and data column, and the server's dialect; null columns when the table does not exist. */
+/** The session table's columns, primary key and data column, and the server's dialect; null when the table does not exist. */
 export async function inspectMysqlTable(
   pool: MysqlPool,
   table: TableName,
   ioTimeoutMs: number,
 ): Promise<MysqlTableShape | null> {
   const { schema, name } = table;
-  const rows = (await run(
-    pool,
-    `SELECT VERSION() AS version,
+  const rows = (await run(pool, {
+    sql: `SELECT VERSION() AS version,
       (SELECT GROUP_CONCAT(COLUMN_NAME) FROM information_schema.COLUMNS
         WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?) AS columns,
       (SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) FROM information_schema.KEY_COLUMN_USAGE
         WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY') AS primary_key,
       (SELECT CONCAT(DATA_TYPE, ':', COALESCE(CHARACTER_OCTET_LENGTH, '')) FROM information_schema.COLUMNS
         WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = 'data') AS data_column`,
-    [schema, name, schema, name, schema, name],
-    ioTimeoutMs,
-  )) as Row[];
+    values: [schema, name, schema, name, schema, name],
+    timeout: ioTimeoutMs,
+  })) as Row[];
   const row = rows[0];
   if (row === undefined || row.columns === null) return null;
   const version = String(row.version ?? '');
   const mariadb = /mariadb/i.exec(version) !== null;
-  const [major = 0, minor = 0] = version.split('.').map((part) => Number.parseInt(part, 10));
+  const [major = 0, minor = 0, patch = 0] = version
+    .split(/[.-]/)
+    .map((part) => Number.parseInt(part, 10));
+  const atLeast = (m: number, n: number, p = 0) =>
+    major > m || (major === m && (minor > n || (minor === n && patch >= p)));
   const list = (value: unknown) => (value === null ? [] : String(value).split(','));
   const [dataType = null, capacity = ''] =
     row.data_column === null ? [] : String(row.data_column).split(':');
   return {
     columns: list(row.columns),
     primaryKey: list(row.primary_key),
-    returning: mariadb && (major > 10 || (major === 10 && minor >= 5)),
+    version,
+    returning: mariadb && atLeast(10, 5),
+    manyLocks: mariadb ? atLeast(10, 0, 2) : atLeast(5, 7),
     dataType,
     dataCapacity: capacity === '' ? null : Number(capacity),
   };
 }
 
+/** How the MySQL statements are aimed: the table, the server, and whose lock names to use. */
+export interface MysqlTableOptions {
+  readonly table: TableName;
+  readonly shape: MysqlTableShape;
+  readonly matchIP: boolean;
+  readonly scheme: LockKeyScheme;
+  readonly ioTimeoutMs: number;
+  readonly logger: SessionLogger;
+}
+
 /**
- * The session table's statements for MySQL and MariaDB. The lock lives in the session row
- * (`lock_token`, `lock_expires`), and every statement that ends a request names the token in its
- * WHERE, so it changes nothing once the lock is another's. A lock attempt is one
- * `INSERT … ON DUPLICATE KEY UPDATE … RETURNING` on MariaDB ≥ 10.5, and that statement followed
- * by a SELECT on MySQL, which has no RETURNING.
+ * The session table's statements for MySQL and MariaDB. A session's lock is a named lock
+ * (`GET_LOCK(name, 0)`) of a lock connection: it writes nothing to the redo log, and the server
+ * releases it the moment that connection ends. Every call is one statement where the server
+ * allows it, and may release the lock inside it because a lock attempt reads the session with a
+ * locking read (LOCK IN SHARE MODE, on a lock connection in REPEATABLE READ, so a missing row's
+ * gap is locked too):
+ *
+ * - a releasing statement releases only after its change has locked the row (in SET, evaluated for
+ *   a row already locked, or in RETURNING), and the next holder's read waits for that row lock,
+ *   so it reads the change once committed;
+ * - a lock attempt that read the row before a holder changed it keeps that row's shared lock until
+ *   it ends, so the holder's change waits, still holding the named lock, and the attempt's
+ *   GET_LOCK fails: it never takes the lock together with a stale read.
+ *
+ * MariaDB ≥ 10.5 writes with `INSERT … ON DUPLICATE KEY UPDATE … RETURNING RELEASE_LOCK()`; MySQL,
+ * which has no RETURNING, follows the write with `DO RELEASE_LOCK()`. A destroy or discard is its
+ * DELETE followed by the release.
  */
-export class MysqlSessionTable implements SessionTable {
+export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
   readonly dialect = 'mysql';
   readonly #pool: MysqlPool;
-  readonly #ioTimeoutMs: number;
+  readonly #open: LockConnectionOpener<MysqlLockClient>;
+  readonly #options: MysqlTableOptions;
   readonly #table: string;
-  readonly #shape: MysqlTableShape;
   readonly #sql: ReturnType<typeof statements>;
 
-  constructor(pool: MysqlPool, table: TableName, shape: MysqlTableShape, ioTimeoutMs: number) {
+  constructor(
+    pool: MysqlPool,
+    openLockConnection: LockConnectionOpener<MysqlLockClient>,
+    options: MysqlTableOptions,
+  ) {
     this.#pool = pool;
-    this.#ioTimeoutMs = ioTimeoutMs;
-    this.#table = quoteTable('mysql', table);
-    this.#shape = shape;
+    this.#open = openLockConnection;
+    this.#options = options;
+    this.#table = quoteTable('mysql', options.table);
     this.#sql = statements(this.#table);
   }
 
-  async tryLock(
-    key: RowKey,
-    token: string,
-    lockExpiresMs: number,
-    nowMs: number,
-  ): Promise<LockedRow | null> {
-    const values = [
-      key.id,
-      key.ip,
-      token,
-      lockExpiresMs,
-      key.ip,
-      nowMs,
-      token,
-      token,
-      token,
-      lockExpiresMs,
-    ];
-    if (this.#shape.returning) {
-      const rows = (await this.#query(this.#sql.tryLockReturning, values)) as Row[];
-      const row = rows[0];
-      if (row === undefined || row.lock_token !== token || row.ip_address !== key.ip) return null;
-      return { timestamp: Number(row.timestamp), data: columnBytes(row.data) };
-    }
-    await this.#query(this.#sql.tryLock, values);
+  openLockConnection(): Promise<LockConnection<MysqlLockClient>> {
+    return this.#open(this.#options.logger);
+  }
+
+  async tryLock(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<LockedRow | null> {
     let rows: Row[];
     try {
-      rows = (await this.#query(this.#sql.lockedRow, [key.id, key.ip, token])) as Row[];
+      rows = (await this.#on(on, this.#sql.tryLock, [this.#name(key), key.id, key.ip])) as Row[];
     } catch (error) {
-      // The attempt fails as a whole: the lock it may have taken must not wait for lockTtl.
-      await this.unlock(key, token).catch(() => {});
+      // Whether GET_LOCK ran before the statement failed is unknown: release it in any case.
+      await this.#releaseOrClose(on, key);
       throw error;
     }
     const row = rows[0];
-    return row === undefined
-      ? null
-      : { timestamp: Number(row.timestamp), data: columnBytes(row.data) };
+    if (Number(row?.locked) !== 1) return null;
+    if (row?.data === null || row?.data === undefined) return { timestamp: 0, data: null };
+    return { timestamp: Number(row.timestamp), data: columnBytes(row.data) };
   }
 
-  async renew(key: RowKey, token: string, lockExpiresMs: number): Promise<boolean> {
-    return (await this.#affected(this.#sql.renew, [lockExpiresMs, key.id, key.ip, token])) > 0;
-  }
-
-  async write(key: RowKey, token: string, data: Buffer, timestamp: number): Promise<boolean> {
-    const { dataCapacity, dataType } = this.#shape;
+  async write(
+    on: LockConnection<MysqlLockClient>,
+    key: RowKey,
+    data: Buffer,
+    timestamp: number,
+  ): Promise<boolean> {
+    const { dataCapacity, dataType } = this.#options.shape;
     if (dataCapacity !== null && data.length > dataCapacity) {
       // Refused here, not by the server: outside strict SQL mode it would silently cut the data.
       throw new Error(
@@ -146,42 +173,75 @@ export class MysqlSessionTable implements SessionTable {
           `CodeIgniter's blob stops at 64 KiB; keepsake's table has mediumblob: ALTER TABLE ${this.#table} MODIFY data mediumblob NOT NULL`,
       );
     }
-    return (await this.#affected(this.#sql.write, [data, timestamp, key.id, key.ip, token])) > 0;
+    const values = [key.id, key.ip, timestamp, data];
+    if (this.#options.shape.returning) {
+      const rows = (await this.#on(on, this.#sql.writeReturning, [
+        ...values,
+        this.#name(key),
+      ])) as Row[];
+      return rows[0]?.ip_address === key.ip;
+    }
+    await this.#on(on, this.#sql.write, values);
+    await this.unlock(on, key);
+    return true;
   }
 
   async touch(
+    on: LockConnection<MysqlLockClient>,
     key: RowKey,
-    token: string,
     timestamp: number,
     liveAfter: number,
-  ): Promise<TouchOutcome> {
-    const values = [timestamp, key.id, key.ip, token, liveAfter];
-    if ((await this.#affected(this.#sql.touch, values)) > 0) return 'touched';
-    // Rare (the session expired or went while locked): tell a missing session from a lost lock.
-    const held = (await this.#query(this.#sql.held, [key.id, key.ip, token])) as Row[];
-    return held.length > 0 ? 'missing' : 'fenced';
+  ): Promise<'touched' | 'missing'> {
+    const header = (await this.#on(on, this.#sql.touch, [
+      this.#name(key),
+      timestamp,
+      timestamp,
+      key.id,
+      key.ip,
+      liveAfter,
+    ])) as ResultHeader;
+    return matchedRows(header) > 0 ? 'touched' : 'missing';
   }
 
-  async destroy(key: RowKey, token: string): Promise<boolean> {
-    return (await this.#affected(this.#sql.destroy, [key.id, key.ip, token])) > 0;
+  async destroy(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
+    await this.#on(on, this.#sql.destroy, [key.id, key.ip]);
+    await this.unlock(on, key);
   }
 
-  async unlock(key: RowKey, token: string): Promise<void> {
-    await this.#query(this.#sql.unlock, [key.id, key.ip, token]);
+  async discard(
+    on: LockConnection<MysqlLockClient>,
+    key: RowKey,
+    liveAfter: number,
+  ): Promise<void> {
+    await this.#on(on, this.#sql.discard, [key.id, key.ip, liveAfter]);
+    await this.unlock(on, key);
   }
 
-  async discard(key: RowKey, token: string, liveAfter: number): Promise<void> {
-    const deleted = await this.#affected(this.#sql.discard, [key.id, key.ip, token, liveAfter]);
-    if (deleted === 0) await this.unlock(key, token);
+  async unlock(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
+    await this.#on(on, this.#sql.unlock, [this.#name(key)]);
+  }
+
+  async holds(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<boolean> {
+    const rows = (await this.#on(on, this.#sql.holds, [this.#name(key)])) as Row[];
+    return Number(rows[0]?.held) === 1;
   }
 
   async peek(key: RowKey, liveAfter: number): Promise<Buffer | null> {
-    const rows = (await this.#query(this.#sql.peek, [key.id, key.ip, liveAfter])) as Row[];
+    const rows = (await run(this.#pool, {
+      sql: this.#sql.peek,
+      values: [key.id, key.ip, liveAfter],
+      timeout: this.#options.ioTimeoutMs,
+    })) as Row[];
     return rows[0] === undefined ? null : columnBytes(rows[0].data);
   }
 
-  async deleteIdle(idleBefore: number, nowMs: number): Promise<number> {
-    return this.#affected(this.#sql.deleteIdle, [idleBefore, nowMs]);
+  async deleteIdle(idleBefore: number): Promise<number> {
+    const header = (await run(this.#pool, {
+      sql: this.#sql.deleteIdle,
+      values: [idleBefore],
+      timeout: this.#options.ioTimeoutMs,
+    })) as ResultHeader;
+    return header.affectedRows;
   }
 
   isTransient(error: unknown): boolean {
@@ -192,39 +252,54 @@ export class MysqlSessionTable implements SessionTable {
     return MISSING_TABLE_ERRNOS.has(Number(sqlErrorFields(error).errno));
   }
 
-  async #affected(sql: string, values: unknown[]): Promise<number> {
-    return ((await this.#query(sql, values)) as ResultHeader).affectedRows;
+  #on(on: LockConnection<MysqlLockClient>, sql: string, values: unknown[]): Promise<unknown> {
+    return on.run((client) => run(client, { sql, values }));
   }
 
-  #query(sql: string, values: unknown[]): Promise<unknown> {
-    return run(this.#pool, sql, values, this.#ioTimeoutMs);
+  /** Gives back a lock a failed call may have taken; a connection that cannot is closed, which frees it. */
+  async #releaseOrClose(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
+    await this.unlock(on, key).catch(() => on.close().catch(() => {}));
   }
+
+  #name(key: RowKey): string {
+    return sessionLockKey('mysql', this.#options.scheme, this.#options.matchIP, key).name;
+  }
+}
+
+/**
+ * The rows an UPDATE matched: its info text says so whatever the client's flags ("Rows matched: 1
+ * Changed: 0"); affectedRows counts them only with CLIENT_FOUND_ROWS, mysql2's default.
+ */
+function matchedRows(header: ResultHeader): number {
+  const matched = /Rows matched: (\d+)/.exec(header.info ?? '')?.[1];
+  return matched === undefined ? header.affectedRows : Number(matched);
 }
 
 function statements(table: string) {
   const slot = 'id = ? AND ip_address = ?';
-  // Assignments run left to right: lock_expires follows lock_token only when the token became
-  // ours. A lock already ours (a retried attempt) is taken again.
-  const tryLock = `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data, lock_token, lock_expires)
-      VALUES (?, ?, 0, '', ?, ?)
+  // A row of another IP under a key of id alone is left as it is (see write()).
+  const write = `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ?, ?)
       ON DUPLICATE KEY UPDATE
-        lock_token = IF(ip_address = ? AND (lock_token IS NULL OR lock_expires <= ? OR lock_token = ?), ?, lock_token),
-        lock_expires = IF(lock_token = ?, ?, lock_expires)`;
-  const release = 'lock_token = NULL, lock_expires = 0';
+        data = IF(ip_address = VALUES(ip_address), VALUES(data), data),
+        \`timestamp\` = IF(ip_address = VALUES(ip_address), VALUES(\`timestamp\`), \`timestamp\`)`;
   return {
-    tryLock,
-    tryLockReturning: `${tryLock} RETURNING ip_address, \`timestamp\`, data, lock_token`,
-    lockedRow: `SELECT \`timestamp\`, data FROM ${table} WHERE ${slot} AND lock_token = ?`,
-    renew: `UPDATE ${table} SET lock_expires = ? WHERE ${slot} AND lock_token = ?`,
-    write: `UPDATE ${table} SET data = ?, \`timestamp\` = ?, ${release} WHERE ${slot} AND lock_token = ?`,
-    touch: `UPDATE ${table} SET \`timestamp\` = ?, ${release}
-      WHERE ${slot} AND lock_token = ? AND \`timestamp\` > ?`,
-    held: `SELECT 1 FROM ${table} WHERE ${slot} AND lock_token = ?`,
-    destroy: `DELETE FROM ${table} WHERE ${slot} AND lock_token = ?`,
-    unlock: `UPDATE ${table} SET ${release} WHERE ${slot} AND lock_token = ?`,
-    // Only a placeholder or an expired session goes with the lock; a live one is only unlocked.
-    discard: `DELETE FROM ${table} WHERE ${slot} AND lock_token = ? AND \`timestamp\` <= ?`,
+    // One row whatever is stored: GET_LOCK runs exactly once, and the session is read with a
+    // locking read (see the class comment).
+    tryLock: `SELECT GET_LOCK(?, 0) AS locked, s.\`timestamp\`, s.data
+      FROM (SELECT 1) AS one LEFT JOIN ${table} AS s ON s.id = ? AND s.ip_address = ?
+      LOCK IN SHARE MODE`,
+    write,
+    writeReturning: `${write} RETURNING ip_address, RELEASE_LOCK(?) AS released`,
+    // Both branches set the same value: the IF only makes the release part of the assignment,
+    // which runs for a matched (and so already locked) row only; a missing session keeps the lock.
+    touch: `UPDATE ${table} SET \`timestamp\` = IF(RELEASE_LOCK(?), ?, ?)
+      WHERE ${slot} AND \`timestamp\` > ?`,
+    destroy: `DELETE FROM ${table} WHERE ${slot}`,
+    // The lock was taken where no live session was: a session expired by now goes with it.
+    discard: `DELETE FROM ${table} WHERE ${slot} AND \`timestamp\` <= ?`,
+    unlock: 'DO RELEASE_LOCK(?)',
+    holds: 'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS held',
     peek: `SELECT data FROM ${table} WHERE ${slot} AND \`timestamp\` > ?`,
-    deleteIdle: `DELETE FROM ${table} WHERE \`timestamp\` < ? AND (lock_token IS NULL OR lock_expires <= ?)`,
+    deleteIdle: `DELETE FROM ${table} WHERE \`timestamp\` < ?`,
   };
 }

@@ -1,62 +1,82 @@
 import { SessionConfigError } from '../../errors.js';
 import type { DriverContext } from '../contract.js';
-import type { SqlClient } from './connection.js';
+import type { MysqlLockClient, PgLockClient, SqlClient } from './connection.js';
+import type { LockKeyScheme } from './lock-key.js';
 import { inspectMysqlTable, MysqlSessionTable } from './mysql.js';
 import { inspectPostgresTable, PostgresSessionTable } from './postgres.js';
-import { lockTableName, migrationCommand, type TableName, tableText } from './schema.js';
+import { migrationCommand, quoteTable, type TableName, tableText } from './schema.js';
 import type { SessionTable, TableShape } from './session-table.js';
 
-const POSTGRES_COLUMNS = ['id', 'ip_address', 'timestamp', 'data'];
-const MYSQL_COLUMNS = [...POSTGRES_COLUMNS, 'lock_token', 'lock_expires'];
+const REQUIRED_COLUMNS = ['id', 'ip_address', 'timestamp', 'data'];
+/** The lock columns an earlier keepsake version added to the MySQL session table. */
+const LEGACY_LOCK_COLUMNS = ['lock_token', 'lock_expires'];
 /** keepsake's default maxPayloadBytes (not imported: config.ts imports the drivers). */
 const DEFAULT_PAYLOAD_LIMIT = 1024 * 1024;
 
 /**
- * Checks the session table (and its lock table) and answers its statements, aimed at its primary
- * key. A missing table, missing columns or a primary key that does not fit matchIP are a
- * SessionConfigError naming the migration command; a lock table that writes WAL works, and is
- * reported.
+ * Checks the session table and answers its statements, aimed at its primary key. A missing table,
+ * missing columns, a primary key that does not fit matchIP, or a MySQL server whose connections
+ * hold one named lock at a time are a SessionConfigError naming what to do; what an earlier
+ * keepsake version left for its locks (PostgreSQL's `<table>_locks`, MySQL's lock columns) works,
+ * unused, and is reported.
  */
 export async function openSessionTable(
   client: SqlClient,
   table: TableName,
   context: DriverContext,
-): Promise<SessionTable> {
+  scheme: LockKeyScheme,
+): Promise<SessionTable<PgLockClient> | SessionTable<MysqlLockClient>> {
   const { ioTimeoutMs, matchIP, logger } = context;
   const fix = migrationCommand(client.dialect, table, matchIP);
+  const name = tableText(table);
   if (client.dialect === 'postgres') {
     const shape = found(await inspectPostgresTable(client.pool, table, ioTimeoutMs), table, fix);
-    const primaryKey = checkShape(shape, table, POSTGRES_COLUMNS, fix, matchIP, '');
-    const locks = tableText(lockTableName(table));
-    if (shape.lockTable === 'missing') {
-      throw new SessionConfigError(
-        'table',
-        `the lock table "${locks}" of the session table "${tableText(table)}" does not exist. Create it with the SQL printed by \`${fix}\` (it is safe to run again: every statement is CREATE … IF NOT EXISTS).`,
-      );
-    }
-    if (shape.lockTable === 'logged') {
+    const primaryKey = checkShape(shape, table, fix, matchIP);
+    if (shape.legacyLockTable) {
+      const locks = quoteTable('postgres', { schema: table.schema, name: `${table.name}_locks` });
       logger.warn(
-        `keepsake: the lock table "${locks}" is not UNLOGGED, so every lock costs a WAL flush; recreate it with the SQL printed by \`${fix}\` after dropping it, or run ALTER TABLE … SET UNLOGGED.`,
+        `keepsake: the table ${locks}, where an earlier keepsake version kept the locks of "${name}", is no longer used (locks are advisory locks now); ` +
+          `drop it with DROP TABLE ${locks} once no process of that version runs. Processes of the two versions must not share the table: they do not see each other's locks.`,
       );
     }
-    return new PostgresSessionTable(client.pool, table, primaryKey, ioTimeoutMs);
+    return new PostgresSessionTable(client.pool, client.openLockConnection, {
+      table,
+      primaryKey,
+      matchIP,
+      scheme,
+      ioTimeoutMs,
+      logger,
+    });
   }
   const shape = found(await inspectMysqlTable(client.pool, table, ioTimeoutMs), table, fix);
-  checkShape(
-    shape,
-    table,
-    MYSQL_COLUMNS,
-    fix,
-    matchIP,
-    ' (keepsake keeps its lock in lock_token and lock_expires)',
-  );
-  if (shape.dataCapacity !== null && shape.dataCapacity < DEFAULT_PAYLOAD_LIMIT) {
-    logger.warn(
-      `keepsake: the data column of "${tableText(table)}" is ${shape.dataType}, which holds at most ${shape.dataCapacity} bytes (CodeIgniter's blob: 64 KiB); a bigger session cannot be saved. ` +
-        `Widen it with ALTER TABLE ${tableText(table)} MODIFY data mediumblob NOT NULL, as \`${fix}\` creates it.`,
+  if (!shape.manyLocks) {
+    throw new SessionConfigError(
+      'connection',
+      `the database driver needs MySQL 5.7 or MariaDB 10.0.2 or newer, whose connections hold several named locks at once (GET_LOCK); the server is ${shape.version}.`,
     );
   }
-  return new MysqlSessionTable(client.pool, table, shape, ioTimeoutMs);
+  checkShape(shape, table, fix, matchIP);
+  const legacyColumns = LEGACY_LOCK_COLUMNS.filter((column) => shape.columns.includes(column));
+  if (legacyColumns.length > 0) {
+    logger.warn(
+      `keepsake: the columns ${legacyColumns.join(', ')} of "${name}", where an earlier keepsake version kept its locks, are no longer used (locks are named locks now); ` +
+        `drop them with ALTER TABLE ${name} ${legacyColumns.map((column) => `DROP COLUMN ${column}`).join(', ')} once no process of that version runs. Processes of the two versions must not share the table: they do not see each other's locks.`,
+    );
+  }
+  if (shape.dataCapacity !== null && shape.dataCapacity < DEFAULT_PAYLOAD_LIMIT) {
+    logger.warn(
+      `keepsake: the data column of "${name}" is ${shape.dataType}, which holds at most ${shape.dataCapacity} bytes (CodeIgniter's blob: 64 KiB); a bigger session cannot be saved. ` +
+        `Widen it with ALTER TABLE ${name} MODIFY data mediumblob NOT NULL, as \`${fix}\` creates it.`,
+    );
+  }
+  return new MysqlSessionTable(client.pool, client.openLockConnection, {
+    table,
+    shape,
+    matchIP,
+    scheme,
+    ioTimeoutMs,
+    logger,
+  });
 }
 
 function found<Shape extends TableShape>(
@@ -75,17 +95,15 @@ function found<Shape extends TableShape>(
 function checkShape(
   shape: TableShape,
   table: TableName,
-  requiredColumns: readonly string[],
   fix: string,
   matchIP: boolean,
-  lockColumnsNote: string,
 ): readonly string[] {
   const name = tableText(table);
-  const missing = requiredColumns.filter((column) => !shape.columns.includes(column));
+  const missing = REQUIRED_COLUMNS.filter((column) => !shape.columns.includes(column));
   if (missing.length > 0) {
     throw new SessionConfigError(
       'table',
-      `the session table "${name}" lacks the column(s) ${missing.join(', ')}${lockColumnsNote}. See \`${fix}\` for the full table, and docs/drivers/database.md for the ALTER TABLE that upgrades a CodeIgniter table.`,
+      `the session table "${name}" lacks the column(s) ${missing.join(', ')}. See \`${fix}\` for the full table.`,
     );
   }
   const keyHasIp = shape.primaryKey.includes('ip_address');

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { TouchOutcome } from '../contract.js';
-import type { PgPool, PgQueryResult } from './connection.js';
-import { lockTableName, quoteTable, type TableName } from './schema.js';
+import type { SessionLogger } from '../../log.js';
+import type { LockConnectionOpener, PgLockClient, PgPool, PgQueryResult } from './connection.js';
+import type { LockConnection } from './lock-connection.js';
+import { type LockKeyScheme, type PostgresLockKey, sessionLockKey } from './lock-key.js';
+import { quoteTable, type TableName } from './schema.js';
 import {
   columnBytes,
   type LockedRow,
@@ -15,13 +17,14 @@ import {
 const TRANSIENT_STATES = new Set(['40001', '40P01']);
 /** undefined_table and undefined_column: the table was dropped or altered after keepsake opened it. */
 const MISSING_TABLE_STATES = new Set(['42P01', '42703']);
+/** The longest table name whose lock table an earlier keepsake version could create (`<table>_locks`). */
+const LEGACY_LOCK_TABLE_MAX = 63 - '_locks'.length;
 
 const statementNames = new Map<string, string>();
 
 /**
  * A name for the statement, so that pg prepares it once per connection and PostgreSQL parses and
- * plans it once (the lock statement's planning costs more than its execution). Derived from the
- * text, so two tables sharing a pool get different names.
+ * plans it once. Derived from the text, so two tables sharing a pool get different names.
  */
 function statementName(text: string): string {
   let name = statementNames.get(text);
@@ -33,20 +36,35 @@ function statementName(text: string): string {
 }
 
 function run(
-  pool: PgPool,
+  client: PgPool | PgLockClient,
   text: string,
-  values: unknown[],
-  ioTimeoutMs: number,
+  values: readonly unknown[],
+  ioTimeoutMs?: number,
 ): Promise<PgQueryResult> {
-  return pool.query({ name: statementName(text), text, values, query_timeout: ioTimeoutMs });
+  return client.query({
+    name: statementName(text),
+    text,
+    values: [...values],
+    ...(ioTimeoutMs === undefined ? {} : { query_timeout: ioTimeoutMs }),
+  });
 }
 
-/** The session table's columns and primary key and the lock table's persistence; null when the session table does not exist. */
+/** What opening learns about a PostgreSQL session table. */
+export interface PostgresTableShape extends TableShape {
+  /** `<table>_locks`, which an earlier keepsake version kept its locks in, still exists. */
+  readonly legacyLockTable: boolean;
+}
+
+/** The session table's columns and primary key; null when the table does not exist. */
 export async function inspectPostgresTable(
   pool: PgPool,
   table: TableName,
   ioTimeoutMs: number,
-): Promise<TableShape | null> {
+): Promise<PostgresTableShape | null> {
+  const legacy =
+    table.name.length <= LEGACY_LOCK_TABLE_MAX
+      ? quoteTable('postgres', { schema: table.schema, name: `${table.name}_locks` })
+      : null;
   const { rows } = await run(
     pool,
     `SELECT to_regclass($1) IS NOT NULL AS found,
@@ -55,106 +73,157 @@ export async function inspectPostgresTable(
       ARRAY(SELECT a.attname::text FROM pg_index i
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
             WHERE i.indrelid = to_regclass($1) AND i.indisprimary) AS primary_key,
-      (SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass($2)) AS lock_persistence`,
-    [quoteTable('postgres', table), quoteTable('postgres', lockTableName(table))],
+      $2::text IS NOT NULL AND to_regclass($2) IS NOT NULL AS legacy_lock_table`,
+    [quoteTable('postgres', table), legacy],
     ioTimeoutMs,
   );
   const row = rows[0];
   if (row === undefined || row.found !== true) return null;
-  const persistence = row.lock_persistence;
   return {
     columns: row.columns as string[],
     primaryKey: row.primary_key as string[],
-    lockTable: persistence === null ? 'missing' : persistence === 'u' ? 'unlogged' : 'logged',
+    legacyLockTable: row.legacy_lock_table === true,
   };
 }
 
+/** How the PostgreSQL statements are aimed: the table, its key, and whose lock keys to use. */
+export interface PostgresTableOptions {
+  readonly table: TableName;
+  /** The session table's key columns as found, which ON CONFLICT must name exactly. */
+  readonly primaryKey: readonly string[];
+  readonly matchIP: boolean;
+  readonly scheme: LockKeyScheme;
+  readonly ioTimeoutMs: number;
+  readonly logger: SessionLogger;
+}
+
 /**
- * The session table's statements for PostgreSQL. Locks live in the UNLOGGED table `<table>_locks`,
- * so taking one writes no WAL and its commit waits for no WAL flush: a request costs one durable
- * commit (its write), like a store without locks. A lock attempt is one statement that upserts the
- * lock row and reads the session; a write, touch, destroy or release is one statement that acts
- * on the session only if it could release the lock row still holding the request's token.
+ * The session table's statements for PostgreSQL. A session's lock is a session-level advisory
+ * lock (`pg_try_advisory_lock`) of a lock connection: it writes nothing to the WAL, and the server
+ * releases it the moment that connection ends. A lock connection runs in pg's pipeline mode, so
+ * each call sends its two statements at once and costs one round trip; each statement is its own
+ * transaction:
+ *
+ * - take and read: `pg_try_advisory_lock`, then a SELECT of the session, whose snapshot is taken
+ *   after the lock was granted, so it sees every write of the previous holder;
+ * - write, touch, destroy, discard: the change, then `pg_advisory_unlock` — after the change has
+ *   committed (a holder that released first would let the next one read a snapshot without its
+ *   write), and only if it committed: the change stamps the session setting `keepsake.ended` with
+ *   a value of this call, a failed change's stamp is rolled back with it, and the unlock runs
+ *   only where it finds the stamp.
  */
-export class PostgresSessionTable implements SessionTable {
+export class PostgresSessionTable implements SessionTable<PgLockClient> {
   readonly dialect = 'postgres';
   readonly #pool: PgPool;
-  readonly #ioTimeoutMs: number;
+  readonly #open: LockConnectionOpener<PgLockClient>;
+  readonly #options: PostgresTableOptions;
   readonly #sql: ReturnType<typeof statements>;
+  /** Makes every change's stamp unique among those a connection of this table ever saw. */
+  #stamps = 0;
 
-  /** `primaryKey`: the session table's key columns as found, which ON CONFLICT must name exactly. */
-  constructor(pool: PgPool, table: TableName, primaryKey: readonly string[], ioTimeoutMs: number) {
+  constructor(
+    pool: PgPool,
+    openLockConnection: LockConnectionOpener<PgLockClient>,
+    options: PostgresTableOptions,
+  ) {
     this.#pool = pool;
-    this.#ioTimeoutMs = ioTimeoutMs;
-    this.#sql = statements(table, primaryKey);
+    this.#open = openLockConnection;
+    this.#options = options;
+    const { arguments: lockArguments, values } = sessionLockKey(
+      'postgres',
+      options.scheme,
+      options.matchIP,
+      { id: '', ip: '' },
+    );
+    this.#sql = statements(options.table, options.primaryKey, lockArguments, values.length);
   }
 
-  async tryLock(
+  openLockConnection(): Promise<LockConnection<PgLockClient>> {
+    return this.#open(this.#options.logger);
+  }
+
+  async tryLock(on: LockConnection<PgLockClient>, key: RowKey): Promise<LockedRow | null> {
+    const lock = this.#lockKey(key);
+    const [taken, read] = await on.run((client) =>
+      Promise.allSettled([
+        run(client, this.#sql.tryLock, lock.values),
+        run(client, this.#sql.read, [key.id, key.ip]),
+      ]),
+    );
+    // A failed pg_try_advisory_lock took nothing.
+    if (taken.status === 'rejected') throw taken.reason;
+    const locked = taken.value.rows[0]?.locked === true;
+    if (read.status === 'rejected') {
+      if (locked) await this.#releaseOrClose(on, key);
+      throw read.reason;
+    }
+    if (!locked) return null;
+    const row = read.value.rows[0];
+    if (row === undefined) return { timestamp: 0, data: null };
+    return { timestamp: Number(row.timestamp), data: columnBytes(row.data) };
+  }
+
+  async write(
+    on: LockConnection<PgLockClient>,
     key: RowKey,
-    token: string,
-    lockExpiresMs: number,
-    nowMs: number,
-  ): Promise<LockedRow | null> {
-    const { rows } = await this.#query(this.#sql.tryLock, [
+    data: Buffer,
+    timestamp: number,
+  ): Promise<boolean> {
+    const change = await this.#changeThenUnlock(on, key, this.#sql.write, [
       key.id,
       key.ip,
-      token,
-      lockExpiresMs,
-      nowMs,
+      timestamp,
+      data,
     ]);
-    const row = rows[0];
-    if (row === undefined) return null;
-    // The session was read in the statement's snapshot, but the lock row as it is now. If the lock
-    // changed since the snapshot (version moved on more than our own +1, or the row came and went),
-    // a holder may have written after the snapshot: read again, now that nobody else can write.
-    const seen = row.seen === null ? null : Number(row.seen);
-    const current = Number(row.taken) === (seen === null ? 0 : seen + 1);
-    const session = current ? row : await this.#reread(key, token, nowMs);
-    if (session === undefined || session.data === null) return { timestamp: 0, data: null };
-    return { timestamp: Number(session.timestamp), data: columnBytes(session.data) };
-  }
-
-  async renew(key: RowKey, token: string, lockExpiresMs: number): Promise<boolean> {
-    return (await this.#count(this.#sql.renew, [key.id, key.ip, token, lockExpiresMs])) > 0;
-  }
-
-  async write(key: RowKey, token: string, data: Buffer, timestamp: number): Promise<boolean> {
-    const values = [key.id, key.ip, token, data, timestamp, Date.now()];
-    return (await this.#count(this.#sql.write, values)) > 0;
+    return Number(change.rows[0]?.written) > 0;
   }
 
   async touch(
+    on: LockConnection<PgLockClient>,
     key: RowKey,
-    token: string,
     timestamp: number,
     liveAfter: number,
-  ): Promise<TouchOutcome> {
-    const values = [key.id, key.ip, token, timestamp, liveAfter, Date.now()];
-    const row = (await this.#query(this.#sql.touch, values)).rows[0];
-    if (row?.released === true) return 'touched';
-    return row?.held === true ? 'missing' : 'fenced';
+  ): Promise<'touched' | 'missing'> {
+    const change = await this.#changeThenUnlock(on, key, this.#sql.touch, [
+      key.id,
+      key.ip,
+      timestamp,
+      liveAfter,
+    ]);
+    return change.rows.length > 0 ? 'touched' : 'missing';
   }
 
-  async destroy(key: RowKey, token: string): Promise<boolean> {
-    const { rows } = await this.#query(this.#sql.destroy, [key.id, key.ip, token]);
-    return rows[0]?.released === true;
+  async destroy(on: LockConnection<PgLockClient>, key: RowKey): Promise<void> {
+    await this.#changeThenUnlock(on, key, this.#sql.destroy, [key.id, key.ip]);
   }
 
-  async unlock(key: RowKey, token: string): Promise<void> {
-    await this.#query(this.#sql.unlock, [key.id, key.ip, token, Date.now()]);
+  async discard(on: LockConnection<PgLockClient>, key: RowKey, liveAfter: number): Promise<void> {
+    await this.#changeThenUnlock(on, key, this.#sql.discard, [key.id, key.ip, liveAfter]);
   }
 
-  async discard(key: RowKey, token: string, liveAfter: number): Promise<void> {
-    await this.#query(this.#sql.discard, [key.id, key.ip, token, liveAfter]);
+  async unlock(on: LockConnection<PgLockClient>, key: RowKey): Promise<void> {
+    const lock = this.#lockKey(key);
+    await on.run((client) => run(client, this.#sql.unlock, lock.values));
   }
 
   async peek(key: RowKey, liveAfter: number): Promise<Buffer | null> {
-    const { rows } = await this.#query(this.#sql.peek, [key.id, key.ip, liveAfter]);
+    const { rows } = await run(
+      this.#pool,
+      this.#sql.peek,
+      [key.id, key.ip, liveAfter],
+      this.#options.ioTimeoutMs,
+    );
     return rows[0] === undefined ? null : columnBytes(rows[0].data);
   }
 
-  async deleteIdle(idleBefore: number, nowMs: number): Promise<number> {
-    return this.#count(this.#sql.deleteIdle, [idleBefore, nowMs, idleBefore * 1000]);
+  async deleteIdle(idleBefore: number): Promise<number> {
+    const result = await run(
+      this.#pool,
+      this.#sql.deleteIdle,
+      [idleBefore],
+      this.#options.ioTimeoutMs,
+    );
+    return result.rowCount ?? 0;
   }
 
   isTransient(error: unknown): boolean {
@@ -165,83 +234,75 @@ export class PostgresSessionTable implements SessionTable {
     return MISSING_TABLE_STATES.has(String(sqlErrorFields(error).code));
   }
 
-  /** The second statement of a lock attempt that raced a writer; gives the lock back if it fails. */
-  async #reread(key: RowKey, token: string, nowMs: number) {
-    try {
-      return (await this.#query(this.#sql.reread, [key.id, key.ip])).rows[0];
-    } catch (error) {
-      // The attempt fails as a whole: the lock it took must not wait for lockTtl to free itself.
-      await this.#query(this.#sql.unlock, [key.id, key.ip, token, nowMs]).catch(() => {});
-      throw error;
-    }
+  /**
+   * Runs a change (whose last parameter is the stamp it sets when it commits) and the stamped
+   * unlock after it, in one round trip; answers the change's result.
+   */
+  async #changeThenUnlock(
+    on: LockConnection<PgLockClient>,
+    key: RowKey,
+    text: string,
+    values: readonly unknown[],
+  ): Promise<PgQueryResult> {
+    const lock = this.#lockKey(key);
+    this.#stamps += 1;
+    const stamp = String(this.#stamps);
+    const [change, unlock] = await on.run((client) =>
+      Promise.allSettled([
+        run(client, text, [...values, stamp]),
+        run(client, this.#sql.unlockIfStamped, [...lock.values, stamp]),
+      ]),
+    );
+    if (change.status === 'rejected') throw change.reason;
+    if (unlock.status === 'rejected') throw unlock.reason;
+    return change.value;
   }
 
-  async #count(text: string, values: unknown[]): Promise<number> {
-    return (await this.#query(text, values)).rowCount ?? 0;
+  /** Gives back a lock taken by a call that failed; a connection that cannot is closed, which frees it. */
+  async #releaseOrClose(on: LockConnection<PgLockClient>, key: RowKey): Promise<void> {
+    await this.unlock(on, key).catch(() => on.close().catch(() => {}));
   }
 
-  #query(text: string, values: unknown[]): Promise<PgQueryResult> {
-    return run(this.#pool, text, values, this.#ioTimeoutMs);
+  #lockKey(key: RowKey): PostgresLockKey {
+    return sessionLockKey('postgres', this.#options.scheme, this.#options.matchIP, key);
   }
 }
 
-function statements(sessionTable: TableName, conflictColumns: readonly string[]) {
+function statements(
+  sessionTable: TableName,
+  conflictColumns: readonly string[],
+  lockArguments: string,
+  lockValues: number,
+) {
   const table = quoteTable('postgres', sessionTable);
-  const locks = quoteTable('postgres', lockTableName(sessionTable));
   const slot = 'id = $1 AND ip_address = $2';
   const conflict = conflictColumns.map((column) => `"${column}"`).join(', ');
-  // Releases the lock if it is $3's; every change of a lock row bumps its version (see tryLock).
-  const release = (nowParameter: string, condition = '') =>
-    `UPDATE ${locks} SET lock_token = NULL, lock_expires = ${nowParameter}, version = version + 1
-      WHERE ${slot} AND lock_token = $3${condition} RETURNING 1`;
-  // Removes the lock row if the lock is $3's (a vanished row reads as changed, see tryLock).
-  const remove = `DELETE FROM ${locks} WHERE ${slot} AND lock_token = $3 RETURNING 1`;
+  const stamp = (parameter: string) => `set_config('keepsake.ended', ${parameter}, false)`;
   return {
-    // Takes the lock when it is free, expired or already ours (a retried attempt), a new lock row
-    // starting at version 0 and a taken one going to version + 1, and reads the session in the
-    // same statement. `seen` is the lock row's version in the statement's snapshot, the one the
-    // session was read in.
-    tryLock: `WITH seen AS (SELECT version FROM ${locks} WHERE ${slot}),
-      taken AS (
-        INSERT INTO ${locks} AS k (id, ip_address, lock_token, lock_expires, version)
-        VALUES ($1, $2, $3, $4, 0)
-        ON CONFLICT (id, ip_address) DO UPDATE
-          SET lock_token = EXCLUDED.lock_token, lock_expires = EXCLUDED.lock_expires, version = k.version + 1
-          WHERE k.lock_token IS NULL OR k.lock_expires <= $5 OR k.lock_token = EXCLUDED.lock_token
-        RETURNING k.version
+    tryLock: `SELECT pg_try_advisory_lock(${lockArguments}) AS locked`,
+    read: `SELECT "timestamp", data FROM ${table} WHERE ${slot}`,
+    // A row of another IP under a key of id alone is left alone: nothing is written.
+    write: `WITH written AS (
+        INSERT INTO ${table} AS s (id, ip_address, "timestamp", data) VALUES ($1, $2, $3::bigint, $4::bytea)
+        ON CONFLICT (${conflict}) DO UPDATE SET data = EXCLUDED.data, "timestamp" = EXCLUDED."timestamp"
+        WHERE s.ip_address = EXCLUDED.ip_address
+        RETURNING 1
       )
-      SELECT t.version AS taken, (SELECT version FROM seen) AS seen, s."timestamp", s.data
-      FROM taken t LEFT JOIN ${table} s ON s.id = $1 AND s.ip_address = $2`,
-    reread: `SELECT "timestamp", data FROM ${table} WHERE ${slot}`,
-    renew: `UPDATE ${locks} SET lock_expires = $4 WHERE ${slot} AND lock_token = $3`,
-    // Writes only when the lock was still ours; the row count says whether it was.
-    write: `WITH released AS (${release('$6::bigint')})
-      INSERT INTO ${table} AS s (id, ip_address, "timestamp", data)
-      SELECT $1, $2, $5::bigint, $4::bytea FROM released
-      ON CONFLICT (${conflict}) DO UPDATE SET data = EXCLUDED.data, "timestamp" = EXCLUDED."timestamp"
-      WHERE s.ip_address = EXCLUDED.ip_address`,
-    // Releases only when a live session is there to touch: a missing one keeps the lock for the
-    // write that follows. `held` (in the snapshot) tells a missing session from a lost lock.
-    touch: `WITH released AS (${release(
-      '$6::bigint',
-      ` AND EXISTS (SELECT 1 FROM ${table} WHERE ${slot} AND "timestamp" > $5::bigint)`,
-    )}),
-      touched AS (UPDATE ${table} SET "timestamp" = $4::bigint WHERE ${slot} AND EXISTS (SELECT 1 FROM released) RETURNING 1)
-      SELECT EXISTS (SELECT 1 FROM released) AS released,
-        EXISTS (SELECT 1 FROM ${locks} WHERE ${slot} AND lock_token = $3) AS held`,
-    destroy: `WITH released AS (${remove}),
-      deleted AS (DELETE FROM ${table} WHERE ${slot} AND EXISTS (SELECT 1 FROM released) RETURNING 1)
-      SELECT EXISTS (SELECT 1 FROM released) AS released`,
-    unlock: release('$4::bigint'),
-    // A lock taken where no live session was: remove the lock row, and a session expired by now.
-    discard: `WITH released AS (${remove})
-      DELETE FROM ${table} WHERE ${slot} AND "timestamp" <= $4::bigint AND EXISTS (SELECT 1 FROM released)`,
+      SELECT (SELECT count(*) FROM written)::int AS written, ${stamp('$5')} AS stamp`,
+    // Stamps only when a live session was touched: a missing one keeps its lock for the write.
+    touch: `WITH touched AS (
+        UPDATE ${table} SET "timestamp" = $3::bigint WHERE ${slot} AND "timestamp" > $4::bigint RETURNING 1
+      )
+      SELECT ${stamp('$5')} AS stamp FROM touched`,
+    destroy: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} RETURNING 1)
+      SELECT ${stamp('$3')} AS stamp`,
+    // The lock was taken where no live session was: a session expired by now goes with it.
+    discard: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} AND "timestamp" <= $3::bigint RETURNING 1)
+      SELECT ${stamp('$4')} AS stamp`,
+    unlockIfStamped: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked
+      WHERE current_setting('keepsake.ended', true) = $${lockValues + 1}`,
+    unlock: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked`,
     peek: `SELECT data FROM ${table} WHERE ${slot} AND "timestamp" > $3`,
-    // Lock rows unused for the whole lifetime go too (a row in use has a recent lock_expires; a
-    // held one, a future one).
-    deleteIdle: `WITH purged AS (DELETE FROM ${locks} WHERE lock_expires < LEAST($2::bigint, $3::bigint))
-      DELETE FROM ${table} AS s WHERE s."timestamp" < $1 AND NOT EXISTS (
-        SELECT 1 FROM ${locks} k
-        WHERE k.id = s.id AND k.ip_address = s.ip_address AND k.lock_token IS NOT NULL AND k.lock_expires > $2)`,
+    deleteIdle: `DELETE FROM ${table} WHERE "timestamp" < $1`,
   };
 }

@@ -60,38 +60,13 @@ export function migrationCommand(dialect: SqlDialect, table: TableName, matchIP:
   return `npx keepsake migration --driver ${dialect} --table ${tableText(table)}${matchIP ? ' --match-ip' : ''}`;
 }
 
-/** Longest table name whose PostgreSQL lock table name (`<name>_locks`) still fits in 63 bytes. */
-const MAX_POSTGRES_TABLE = 63 - '_locks'.length;
-
 /**
- * The PostgreSQL lock table that goes with the session table: `<table>_locks` in the same schema.
- * Throws a SessionConfigError when that name would be too long for PostgreSQL, which would
- * silently truncate it.
- */
-export function lockTableName(table: TableName): TableName {
-  if (table.name.length > MAX_POSTGRES_TABLE) {
-    throw new SessionConfigError(
-      'table',
-      `on PostgreSQL the session table name may have at most ${MAX_POSTGRES_TABLE} characters, because its lock table is named "<table>_locks" and PostgreSQL cuts names at 63; "${table.name}" has ${table.name.length}.`,
-    );
-  }
-  return { schema: table.schema, name: `${table.name}_locks` };
-}
-
-/**
- * The CREATE TABLE (and index) statements.
- *
- * PostgreSQL: the session table has CodeIgniter's columns (`timestamp` is the last write or touch
- * in epoch seconds, shifted for a session stored with a lifetime of its own: see store.ts), and
- * the locks live in a separate UNLOGGED table `<table>_locks`: taking a lock then
- * writes no WAL, so the commit of a lock-and-read statement waits for no WAL flush (an unlogged
- * table is emptied by a PostgreSQL crash, which only frees the locks). `lock_token` is the holder
- * (NULL when free), `lock_expires` the epoch milliseconds after which a crashed holder's lock
- * counts as free (or when it was released), and `version` counts changes of the lock row, so a
- * lock taker can tell whether its read is as new as the lock it took.
- *
- * MySQL/MariaDB: the lock lives in the session row (`lock_token`, `lock_expires`); `timestamp` 0
- * marks a row that only holds the lock of a session never written yet.
+ * The CREATE TABLE (and index) statements: CodeIgniter's columns, where `timestamp` is the last
+ * write or touch in epoch seconds, shifted for a session stored with a lifetime of its own (see
+ * store.ts). The locks are the database's named locks, so the table has no lock column and no
+ * lock table: `data` is `bytea` on PostgreSQL (the payload byte for byte) and `mediumblob` on
+ * MySQL (CodeIgniter's `blob` stops at 64 KiB), and the MySQL table compares IDs exactly (binary
+ * collation).
  */
 export function sessionTableSql(options: SessionTableOptions): string {
   const table = parseTableName(options.table ?? DEFAULT_TABLE);
@@ -101,7 +76,6 @@ export function sessionTableSql(options: SessionTableOptions): string {
   const primaryKey = options.matchIP ? `${q('id')}, ${q('ip_address')}` : q('id');
   const indexName = q(`${table.name}_timestamp`);
   if (dialect === 'postgres') {
-    const locks = quoteTable(dialect, lockTableName(table));
     return [
       `CREATE TABLE IF NOT EXISTS ${qualified} (`,
       `  ${q('id')} varchar(128) NOT NULL,`,
@@ -111,15 +85,6 @@ export function sessionTableSql(options: SessionTableOptions): string {
       `  PRIMARY KEY (${primaryKey})`,
       ');',
       `CREATE INDEX IF NOT EXISTS ${indexName} ON ${qualified} (${q('timestamp')});`,
-      `CREATE UNLOGGED TABLE IF NOT EXISTS ${locks} (`,
-      `  ${q('id')} varchar(128) NOT NULL,`,
-      `  ${q('ip_address')} inet NOT NULL,`,
-      `  ${q('lock_token')} varchar(64) NULL,`,
-      `  ${q('lock_expires')} bigint DEFAULT 0 NOT NULL,`,
-      `  ${q('version')} bigint DEFAULT 0 NOT NULL,`,
-      `  PRIMARY KEY (${q('id')}, ${q('ip_address')})`,
-      // Room on each page for the new version of an updated row keeps lock updates HOT.
-      ') WITH (fillfactor = 50);',
       '',
     ].join('\n');
   }
@@ -128,10 +93,7 @@ export function sessionTableSql(options: SessionTableOptions): string {
     `  ${q('id')} varchar(128) NOT NULL,`,
     `  ${q('ip_address')} varchar(45) NOT NULL,`,
     `  ${q('timestamp')} int(10) unsigned DEFAULT 0 NOT NULL,`,
-    // mediumblob, not CodeIgniter's blob: blob stops at 64 KiB, which a session can outgrow.
     `  ${q('data')} mediumblob NOT NULL,`,
-    `  ${q('lock_token')} varchar(64) NULL DEFAULT NULL,`,
-    `  ${q('lock_expires')} bigint unsigned DEFAULT 0 NOT NULL,`,
     `  PRIMARY KEY (${primaryKey}),`,
     `  KEY ${indexName} (${q('timestamp')})`,
     ') ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;',

@@ -1,4 +1,4 @@
-import type { TouchOutcome } from '../contract.js';
+import type { LockConnection } from './lock-connection.js';
 import type { SqlDialect } from './schema.js';
 
 /** One stored session's storage slot: its ID and the IP it is bound to ('0.0.0.0' without matchIP). */
@@ -7,66 +7,67 @@ export interface RowKey {
   readonly ip: string;
 }
 
-/** What a lock attempt found under the key when it obtained the lock. */
+/** What a lock attempt found under the key when it took the lock. */
 export interface LockedRow {
-  /** The row's `timestamp` (epoch seconds); 0 when only the lock exists. */
+  /** The row's `timestamp` (epoch seconds); 0 when no row is stored. */
   readonly timestamp: number;
-  /** The stored bytes; null when only the lock exists. */
+  /** The stored bytes; null when no row is stored. */
   readonly data: Buffer | null;
 }
 
-/** What opening checks about the session table (and, on PostgreSQL, its lock table). */
+/** What opening checks about the session table. */
 export interface TableShape {
   readonly columns: readonly string[];
   readonly primaryKey: readonly string[];
-  /** The lock table's state, for a dialect that keeps locks in one; undefined otherwise. */
-  readonly lockTable?: 'missing' | 'unlogged' | 'logged';
 }
 
 /**
- * The session table's statements in one SQL dialect, aimed at a table already checked. Each
- * method is one statement unless noted, runs on any pooled connection, and holds no connection
- * between calls. Every method that changes or releases a session acts only while the lock is
- * still `token`'s.
+ * The session table's statements in one SQL dialect, aimed at a table already checked. A
+ * session's lock is a named lock of the database, held by one of the store's lock connections
+ * (`on`): the statements that take it, change the session under it and release it run there, in
+ * one round trip per call wherever the dialect allows. A call that releases the lock releases it
+ * only after its change has committed, and never when the change failed; a call that fails after
+ * taking a lock releases it (or closes the connection, which releases every lock it holds).
  */
-export interface SessionTable {
+export interface SessionTable<Client> {
   readonly dialect: SqlDialect;
-  /** Takes the lock if it is free, expired or already `token`'s, and reads the session; null when another holder has it. */
-  tryLock(
+  /** Opens one more lock connection. */
+  openLockConnection(): Promise<LockConnection<Client>>;
+  /** Takes the session's lock on `on` if nobody holds it, and reads the session; null when another connection holds it. */
+  tryLock(on: LockConnection<Client>, key: RowKey): Promise<LockedRow | null>;
+  /**
+   * Saves data and timestamp and releases the lock; false when nothing was written because the
+   * key's row belongs to another IP (a table keyed by id alone), the lock released all the same.
+   */
+  write(on: LockConnection<Client>, key: RowKey, data: Buffer, timestamp: number): Promise<boolean>;
+  /**
+   * Sets the timestamp of a session written after `liveAfter` and releases the lock; 'missing'
+   * (keeping the lock) when there is none.
+   */
+  touch(
+    on: LockConnection<Client>,
     key: RowKey,
-    token: string,
-    lockExpiresMs: number,
-    nowMs: number,
-  ): Promise<LockedRow | null>;
-  /** Pushes the lock's expiry out; false when the lock is no longer `token`'s. */
-  renew(key: RowKey, token: string, lockExpiresMs: number): Promise<boolean>;
-  /** Saves data and timestamp and unlocks; false when the lock is not `token`'s. */
-  write(key: RowKey, token: string, data: Buffer, timestamp: number): Promise<boolean>;
+    timestamp: number,
+    liveAfter: number,
+  ): Promise<'touched' | 'missing'>;
+  /** Deletes the session and releases the lock. */
+  destroy(on: LockConnection<Client>, key: RowKey): Promise<void>;
+  /** Releases the lock, deleting the session row first if it was written at or before `liveAfter`. */
+  discard(on: LockConnection<Client>, key: RowKey, liveAfter: number): Promise<void>;
+  /** Releases the lock. */
+  unlock(on: LockConnection<Client>, key: RowKey): Promise<void>;
   /**
-   * Sets the timestamp of a session written after `liveAfter` and unlocks; 'missing' (keeping
-   * the lock) when there is none.
+   * Whether `on` still holds the session's lock, for a dialect whose failed write, touch or
+   * destroy may have released it; absent where a failed call never does.
    */
-  touch(key: RowKey, token: string, timestamp: number, liveAfter: number): Promise<TouchOutcome>;
-  /** Deletes the session and unlocks; false when the lock is not `token`'s. */
-  destroy(key: RowKey, token: string): Promise<boolean>;
-  /** Clears the lock if it is `token`'s. */
-  unlock(key: RowKey, token: string): Promise<void>;
-  /**
-   * Removes the lock if it is `token`'s, with the session row if it was written at or before
-   * `liveAfter` (a placeholder, an expired session): never a live session.
-   */
-  discard(key: RowKey, token: string, liveAfter: number): Promise<void>;
-  /** The data of a row written after `liveAfter`, else null. */
+  holds?(on: LockConnection<Client>, key: RowKey): Promise<boolean>;
+  /** The data of a row written after `liveAfter`, else null; on the pool, without a lock. */
   peek(key: RowKey, liveAfter: number): Promise<Buffer | null>;
-  /**
-   * Deletes sessions whose timestamp is before `idleBefore` unless their lock is held at `nowMs`
-   * (and, where locks have a table of their own, lock rows unused since then); answers how many
-   * sessions went.
-   */
-  deleteIdle(idleBefore: number, nowMs: number): Promise<number>;
+  /** Deletes sessions whose timestamp is before `idleBefore`; answers how many went. */
+  deleteIdle(idleBefore: number): Promise<number>;
   /** Whether the error is a deadlock, lock-wait timeout or serialization failure: worth retrying at once. */
   isTransient(error: unknown): boolean;
-  /** Whether the error says the table (or its lock table) is gone or lacks a column. */
+  /** Whether the error says the table is gone or lacks a column. */
   isMissingTable(error: unknown): boolean;
 }
 

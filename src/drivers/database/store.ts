@@ -8,7 +8,9 @@ import type {
   TouchOutcome,
 } from '../contract.js';
 import { lockedWith, payloadOf } from '../payload-bytes.js';
-import { lockTableName, migrationCommand, type TableName, tableText } from './schema.js';
+import { HeldLocks } from './held-locks.js';
+import type { LockConnection, LockConnections } from './lock-connection.js';
+import { migrationCommand, type TableName, tableText } from './schema.js';
 import type { RowKey, SessionTable } from './session-table.js';
 
 /** ip_address is NOT NULL (and part of the key under matchIP); rows without matchIP use this. */
@@ -21,11 +23,18 @@ function rowKey(key: SessionKey): RowKey {
   return { id: key.id, ip: net.isIP(ip) === 0 ? NO_IP : ip };
 }
 
+const slotOf = (key: RowKey) => `${key.id}\n${key.ip}`;
+
 /**
  * Sessions in a PostgreSQL or MySQL/MariaDB table: the store primitives over one dialect's
- * statements. The lock lives in a row, is taken together with the read, and is released by the
- * statement that writes, touches or deletes, which acts only while the row still holds the
- * request's token; so no pooled connection is held while a request runs or waits.
+ * statements. A session's lock is a named lock of the database (an advisory lock on PostgreSQL,
+ * GET_LOCK on MySQL) held by one of a few lock connections this store keeps: taking it writes
+ * nothing durable, and the database releases it the moment the connection ends, so a crashed
+ * process frees its sessions at once. Locks are tried, never waited for on the server: a waiting
+ * request holds no connection, and sleeps in the core's backoff. The locks do not expire, so the
+ * store has no renewLock; a lock is lost only with its connection, after which every call of its
+ * holder answers false or 'fenced'. The statements that change a session under its lock run on the
+ * connection that holds it, so none of them can run once the lock is gone.
  *
  * `timestamp` keeps CodeIgniter's meaning, the last activity in epoch seconds, and CodeIgniter's
  * GC (`timestamp < now − maxLifetime`) keeps working on the table. A write or touch with a lifetime
@@ -33,69 +42,129 @@ function rowKey(key: SessionKey): RowKey {
  * instead: the activity time from which the context lifetime ends exactly when its own does. A
  * session is live while `timestamp > now − context lifetime`.
  */
-export class DatabaseStore implements SessionStore {
-  readonly #table: SessionTable;
+export class DatabaseStore<Client> implements SessionStore {
+  readonly #table: SessionTable<Client>;
+  readonly #connections: LockConnections<Client>;
+  readonly #held = new HeldLocks<LockConnection<Client>>();
   readonly #tableName: TableName;
   readonly #context: DriverContext;
   readonly #end: (() => Promise<void>) | null;
 
   /** `end`: closes the pool when keepsake created it. */
   constructor(
-    table: SessionTable,
+    table: SessionTable<Client>,
+    connections: LockConnections<Client>,
     tableName: TableName,
     context: DriverContext,
     end: (() => Promise<void>) | null,
   ) {
     this.#table = table;
+    this.#connections = connections;
     this.#tableName = tableName;
     this.#context = context;
     this.#end = end;
   }
 
   async lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
-    const nowMs = Date.now();
-    const row = await this.#run(() =>
-      this.#table.tryLock(rowKey(key), token, nowMs + this.#context.lockTtlMs, nowMs),
-    );
-    if (row === null) return { locked: false };
-    const live = row.data !== null && row.timestamp > this.#liveAfter();
-    return lockedWith(live ? row.data : null, 'the data column');
+    const row = rowKey(key);
+    const slot = slotOf(row);
+    if (this.#held.heldBy(slot, token) !== undefined) {
+      // An attempt of a token that already holds the lock takes nothing more: it reads again.
+      return lockedWith(
+        await this.#run(() => this.#table.peek(row, this.#liveAfter())),
+        'the data column',
+      );
+    }
+    const connection = await this.#connections.pick();
+    if (!this.#held.claim(slot, token, connection)) return { locked: false };
+    let locked: Awaited<ReturnType<SessionTable<Client>['tryLock']>>;
+    try {
+      locked = await this.#run(() => this.#table.tryLock(connection, row));
+    } catch (error) {
+      this.#held.forget(slot, token);
+      throw error;
+    }
+    if (locked === null) {
+      this.#held.forget(slot, token);
+      return { locked: false };
+    }
+    if (locked.data === null || locked.timestamp <= this.#liveAfter()) {
+      return lockedWith(null, 'the data column');
+    }
+    // The timestamp is in whole seconds, so this is up to a second short: a touch comes early, never late.
+    const expiresInMs =
+      (locked.timestamp + this.#context.lifetimeSeconds) * 1000 - this.#context.clock();
+    return lockedWith(locked.data, 'the data column', expiresInMs);
   }
 
-  renewLock(key: SessionKey, token: string): Promise<boolean> {
-    return this.#run(() =>
-      this.#table.renew(rowKey(key), token, Date.now() + this.#context.lockTtlMs),
-    );
-  }
-
-  writeAndUnlock(
+  async writeAndUnlock(
     key: SessionKey,
     token: string,
     payload: string,
     lifetimeSeconds: number,
   ): Promise<boolean> {
     const data = Buffer.from(payload, 'utf8');
-    return this.#run(() =>
-      this.#table.write(rowKey(key), token, data, this.#timestamp(lifetimeSeconds)),
+    const timestamp = this.#timestamp(lifetimeSeconds);
+    const ended = await this.#ending(key, token, (connection, row) =>
+      this.#table.write(connection, row, data, timestamp),
     );
+    return ended === true;
   }
 
-  touchAndUnlock(key: SessionKey, token: string, lifetimeSeconds: number): Promise<TouchOutcome> {
-    return this.#run(() =>
-      this.#table.touch(rowKey(key), token, this.#timestamp(lifetimeSeconds), this.#liveAfter()),
+  async touchAndUnlock(
+    key: SessionKey,
+    token: string,
+    lifetimeSeconds: number,
+  ): Promise<TouchOutcome> {
+    const timestamp = this.#timestamp(lifetimeSeconds);
+    const outcome = await this.#ending(
+      key,
+      token,
+      (connection, row) => this.#table.touch(connection, row, timestamp, this.#liveAfter()),
+      (touched) => touched === 'touched',
     );
+    return outcome ?? 'fenced';
   }
 
-  destroyAndUnlock(key: SessionKey, token: string): Promise<boolean> {
-    return this.#run(() => this.#table.destroy(rowKey(key), token));
+  async destroyAndUnlock(key: SessionKey, token: string): Promise<boolean> {
+    const ended = await this.#ending(key, token, async (connection, row) => {
+      await this.#table.destroy(connection, row);
+      return true;
+    });
+    return ended === true;
   }
 
-  unlock(key: SessionKey, token: string, discard: boolean): Promise<void> {
-    return this.#run(() =>
-      discard
-        ? this.#table.discard(rowKey(key), token, this.#liveAfter())
-        : this.#table.unlock(rowKey(key), token),
-    );
+  /**
+   * Releases `token`'s lock. It never leaves the lock held on a live connection: when even a plain
+   * unlock fails, the connection is closed, which releases every lock it holds (their requests
+   * then cannot save, as after any lost connection).
+   */
+  async unlock(key: SessionKey, token: string, discard: boolean): Promise<void> {
+    const row = rowKey(key);
+    const slot = slotOf(row);
+    const held = this.#held.heldBy(slot, token);
+    if (held === undefined) return;
+    const { connection } = held;
+    try {
+      if (discard) {
+        await this.#run(() =>
+          this.#table
+            .discard(connection, row, this.#liveAfter())
+            .catch(() => this.#table.unlock(connection, row)),
+        );
+      } else {
+        await this.#table.unlock(connection, row);
+      }
+    } catch (error) {
+      if (connection.alive) {
+        this.#context.logger.warn(
+          `keepsake: releasing the lock of session ${key.id.slice(0, 8)}… failed (${error instanceof Error ? error.message : String(error)}); closing its lock connection, which releases it`,
+        );
+        await connection.close().catch(() => {});
+      }
+    } finally {
+      this.#held.forget(slot, token);
+    }
   }
 
   /** A record that is not UTF-8 reads as no session here; the next locked request replaces it. */
@@ -104,9 +173,14 @@ export class DatabaseStore implements SessionStore {
     return data === null ? null : payloadOf(data);
   }
 
+  /**
+   * GC deletes expired sessions without asking whether a request holds one: a request that read a
+   * session as live and still holds it saves it with an upsert, which brings the row back (a touch
+   * finds it missing and writes it), so deleting it changes nothing that request can see.
+   */
   gc(maxLifetimeSeconds: number): Promise<number> {
     const idleBefore = nowSeconds(this.#context.clock) - maxLifetimeSeconds;
-    return this.#run(() => this.#table.deleteIdle(idleBefore, Date.now()));
+    return this.#run(() => this.#table.deleteIdle(idleBefore));
   }
 
   isTransient(error: unknown): boolean {
@@ -114,7 +188,51 @@ export class DatabaseStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    await this.#connections.close();
     await this.#end?.();
+  }
+
+  /**
+   * Runs a call that ends `token`'s lock on the connection holding it: undefined (fenced) when the
+   * lock is not `token`'s or its connection ended. `releases` says whether an outcome released the
+   * lock (else it is kept, as a touch of a missing session keeps it). After a failure the lock stays
+   * recorded for the core's retry or release, unless the connection ended with it, or the call
+   * released it before failing.
+   */
+  async #ending<Outcome>(
+    key: SessionKey,
+    token: string,
+    call: (connection: LockConnection<Client>, row: RowKey) => Promise<Outcome>,
+    releases: (outcome: Outcome) => boolean = () => true,
+  ): Promise<Outcome | undefined> {
+    const row = rowKey(key);
+    const slot = slotOf(row);
+    const held = this.#held.heldBy(slot, token);
+    if (held === undefined) return undefined;
+    const { connection } = held;
+    let outcome: Outcome;
+    try {
+      outcome = await this.#run(() => call(connection, row));
+    } catch (error) {
+      if (!(await this.#stillHeld(connection, row))) this.#held.forget(slot, token);
+      throw error;
+    }
+    if (releases(outcome)) this.#held.forget(slot, token);
+    return outcome;
+  }
+
+  /** Whether `connection` still holds the session's lock after a call on it failed. */
+  async #stillHeld(connection: LockConnection<Client>, row: RowKey): Promise<boolean> {
+    if (!connection.alive) return false;
+    const holds = this.#table.holds?.bind(this.#table);
+    if (holds === undefined) return true;
+    try {
+      return await holds(connection, row);
+    } catch {
+      // Unknown: the connection is closed, so the lock is certainly gone.
+      await connection.close().catch(() => {});
+      return false;
+    }
   }
 
   /** Rows whose timestamp is above this (epoch seconds) are live. */
@@ -127,19 +245,18 @@ export class DatabaseStore implements SessionStore {
     return nowSeconds(this.#context.clock) + lifetimeSeconds - this.#context.lifetimeSeconds;
   }
 
-  /** Runs one statement, saying which command recreates a table that went missing since opening. */
+  /** Runs statements, saying which command recreates a table that went missing since opening. */
   async #run<Result>(statement: () => Promise<Result>): Promise<Result> {
     try {
       return await statement();
     } catch (error) {
       if (!this.#table.isMissingTable(error)) throw error;
       const name = tableText(this.#tableName);
-      const what =
-        this.#table.dialect === 'postgres'
-          ? `the session table "${name}" or its lock table "${tableText(lockTableName(this.#tableName))}" does not exist or lacks a column`
-          : `the session table "${name}" does not exist or lacks a column`;
       const fix = migrationCommand(this.#table.dialect, this.#tableName, this.#context.matchIP);
-      throw new Error(`${what}; create it with the SQL printed by \`${fix}\``, { cause: error });
+      throw new Error(
+        `the session table "${name}" does not exist or lacks a column; create it with the SQL printed by \`${fix}\``,
+        { cause: error },
+      );
     }
   }
 }

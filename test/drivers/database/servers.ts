@@ -1,6 +1,7 @@
 /** Shared setup of the database driver tests: URLs of the machine's servers and table helpers. */
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { sessionLockKey } from '../../../src/drivers/database/lock-key.js';
 import { type SqlDialect, sessionTableSql } from '../../../src/drivers/database.js';
 
 export const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -51,14 +52,58 @@ export async function createTable(
   await runSql(dialect, sessionTableSql({ dialect, table, matchIP }));
 }
 
-/** Drops a session table and its PostgreSQL lock table. */
+/** Drops a session table (and the lock table an earlier keepsake version made beside it). */
 export async function dropTable(dialect: SqlDialect, table: string): Promise<void> {
   await runSql(dialect, `DROP TABLE IF EXISTS ${table}, ${table}_locks`);
 }
 
-/** Rows of the PostgreSQL lock table, or of the session table on MySQL (where locks live). */
-export const lockRowsTable = (dialect: SqlDialect, table: string) =>
-  dialect === 'postgres' ? `${table}_locks` : table;
+/**
+ * The server-side ID of the connection holding a session's lock (PostgreSQL backend pid, MySQL
+ * connection ID), or null when nobody holds it.
+ */
+export async function lockHolder(
+  dialect: SqlDialect,
+  sessionId: string,
+  ip = NO_IP,
+): Promise<number | null> {
+  const key = { id: sessionId, ip };
+  if (dialect === 'postgres') {
+    // The one-bigint form shows in pg_locks as its high and low 32 bits, objsubid 1.
+    const lock = BigInt.asUintN(
+      64,
+      BigInt(sessionLockKey('postgres', 'keepsake', false, key).values[0] ?? 0),
+    );
+    const rows = await queryRows(
+      dialect,
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+         AND classid = $1 AND objid = $2
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [Number(lock >> 32n), Number(lock & 0xffffffffn)],
+    );
+    return rows[0] === undefined ? null : Number(rows[0].pid);
+  }
+  const rows = await queryRows(dialect, 'SELECT IS_USED_LOCK(?) AS holder', [
+    sessionLockKey('mysql', 'keepsake', false, key).name,
+  ]);
+  return rows[0]?.holder === null || rows[0] === undefined ? null : Number(rows[0].holder);
+}
+
+/** Ends another connection from the server side, as a network failure or a DBA would. */
+export async function killConnection(dialect: SqlDialect, id: number): Promise<void> {
+  await runSql(
+    dialect,
+    dialect === 'postgres' ? `SELECT pg_terminate_backend(${id})` : `KILL ${id}`,
+  );
+}
+
+/** Waits (at most 10 s) until nobody holds the session's lock on the server. */
+export async function untilLockFree(dialect: SqlDialect, sessionId: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await lockHolder(dialect, sessionId)) !== null) {
+    if (Date.now() > deadline) throw new Error(`the lock of ${sessionId} was never released`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** Rows of the table, for assertions about what is stored. */
 export async function countRows(dialect: SqlDialect, table: string): Promise<number> {
