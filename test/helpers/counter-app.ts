@@ -56,7 +56,9 @@ app.get('/logout', async (request, response) => {
 for (let attempt = 1; ; attempt += 1) {
   try {
     await middleware.manager.ready();
-    // Tests that read keepsake's log look only past this line, after any startup retries.
+    // Tests that read keepsake's log look only past this line, after any startup retries; keepsake
+    // logs through process.emitWarning, which prints on a later tick, so let those lines out first.
+    await new Promise((resolve) => setImmediate(resolve));
     process.stderr.write('counter-app: serving\n');
     break;
   } catch (error) {
