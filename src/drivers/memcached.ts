@@ -1,6 +1,8 @@
+import { PhpSessionStore } from '../codeigniter/php-session-store.js';
 import { SessionConfigError, SessionStoreError } from '../errors.js';
 import type { DriverContext, SessionDriver, SessionStore } from './contract.js';
 import { isMemcachedClient, type MemcachedClient } from './memcached/client.js';
+import { codeIgniterItemLayout } from './memcached/codeigniter-layout.js';
 import { keyPrefix } from './memcached/keys.js';
 import { MetaStore } from './memcached/meta-store.js';
 import { ServerPool } from './memcached/pool.js';
@@ -14,7 +16,17 @@ export interface MemcachedDriverOptions {
   readonly servers?: string;
   /** Or your own client (see MemcachedClient); keepsake never closes it. */
   readonly client?: MemcachedClient;
+  /**
+   * 'keepsake' (default): JSON payloads under `<cookieName>:{<id>}`. 'codeigniter': the items of
+   * CodeIgniter 4.1's MemcachedHandler, shared with a running CodeIgniter app: PHP's session
+   * encoding under `ci_session:<id>`, and its `ci_session:<id>:lock` item taken (with `add`) and
+   * honoured. One server, reached by keepsake's own client.
+   */
+  readonly layout?: 'keepsake' | 'codeigniter';
 }
+
+/** How long a lock taken in CodeIgniter's layout must stay ours before it counts (see confirmLock). */
+const CODEIGNITER_LOCK_CONFIRM_MS = 10;
 
 /**
  * The largest payload served by default: with its key and memcached's item header it fits the
@@ -30,6 +42,14 @@ const MAX_PAYLOAD_BYTES = 1_000_000;
  */
 export function memcached(options: MemcachedDriverOptions): SessionDriver {
   const { servers, client } = options;
+  const layout = options.layout ?? 'keepsake';
+  if (layout !== 'keepsake' && layout !== 'codeigniter') {
+    throw new SessionConfigError(
+      'layout',
+      `the memcached driver's layout is 'keepsake' or 'codeigniter', got ${JSON.stringify(layout)}.`,
+    );
+  }
+  if (layout === 'codeigniter') return codeIgniterMemcached(servers, client);
   if (client !== undefined && client !== null) {
     if (!isMemcachedClient(client)) {
       throw new SessionConfigError(
@@ -63,6 +83,47 @@ export function memcached(options: MemcachedDriverOptions): SessionDriver {
     async open(context: DriverContext): Promise<SessionStore> {
       const prefix = keyPrefix(context.cookieName);
       return new MetaStore(new ServerPool(parsed, context.ioTimeoutMs), prefix, context.lockTtlMs);
+    },
+  };
+}
+
+/**
+ * CodeIgniter's layout on one server. CodeIgniter 4.1 takes its lock by get, then set: a PHP
+ * request whose get came just before keepsake's add overwrites keepsake's lock a round trip later,
+ * and both would hold it. A lock keepsake took counts only once it is still its own after that
+ * window (renewed on its CAS); otherwise PHP has it, and keepsake waits.
+ */
+function codeIgniterMemcached(
+  servers: string | undefined,
+  client: MemcachedClient | undefined,
+): SessionDriver {
+  if (client !== undefined && client !== null) {
+    throw new SessionConfigError(
+      'client',
+      "layout: 'codeigniter' needs keepsake's own client, which stores the client flags PHP reads a value's type from; list the server in `servers` instead.",
+    );
+  }
+  const parsed = parseMemcachedSavePath(servers ?? '', 'servers');
+  if (parsed.length > 1) {
+    throw new SessionConfigError(
+      'servers',
+      "layout: 'codeigniter' needs one memcached server: PHP's memcached client spreads keys over several servers its own way (by the whole key), so keepsake would look for a session on another server than PHP. Give one server.",
+    );
+  }
+  return {
+    name: 'memcached',
+    maxPayloadBytes: MAX_PAYLOAD_BYTES,
+    async open(context: DriverContext): Promise<SessionStore> {
+      const inner = new MetaStore(
+        new ServerPool(parsed, context.ioTimeoutMs),
+        '',
+        context.lockTtlMs,
+        codeIgniterItemLayout(context.lockTtlMs),
+      );
+      return new PhpSessionStore(inner, 'memcached', async (key, token) => {
+        await new Promise((resolve) => setTimeout(resolve, CODEIGNITER_LOCK_CONFIRM_MS));
+        return inner.renewLock(key, token);
+      });
     },
   };
 }

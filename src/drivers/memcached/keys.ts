@@ -40,6 +40,15 @@ export function itemKeys(prefix: string, key: SessionKey): ItemKeys {
 }
 
 /**
+ * CodeIgniter 4.1's MemcachedHandler items: `ci_session:[<ip>:]<id>` and the same with `:lock`,
+ * whatever the cookie name. No hash tag: PHP's client routes the whole key.
+ */
+export function codeIgniterItemKeys(key: SessionKey): ItemKeys {
+  const data = `ci_session:${key.ip === null ? '' : `${ipPart(key.ip)}:`}${key.id}`;
+  return { data, lock: `${data}:lock` };
+}
+
+/**
  * An address as it is; anything else an adapter may pass for one (a forwarded header's text with
  * spaces or line breaks) as a hash, so it can neither break the text protocol nor the key limit.
  */

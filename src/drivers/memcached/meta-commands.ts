@@ -6,24 +6,38 @@ import type { Command } from './connection.js';
  * exact version of the item.
  */
 
+/** ` F<flags>` for client flags other than 0 (memcached's default). */
+function clientFlags(flags: number): string {
+  return flags === 0 ? '' : ` F${flags}`;
+}
+
 /** Stores the lock only if no lock exists (`ME`: add mode); HD c<cas>, or NS. */
-export function addLock(lockKey: string, value: Buffer, seconds: number): Command {
-  return { line: `ms ${lockKey} ${value.length} T${seconds} ME c`, value };
+export function addLock(lockKey: string, value: Buffer, seconds: number, flags: number): Command {
+  return { line: `ms ${lockKey} ${value.length} T${seconds}${clientFlags(flags)} ME c`, value };
 }
 
 /** Rewrites the lock (a renewal, a takeover) only if it is still version `cas`; HD c<new cas>, EX or NF. */
-export function replaceLock(lockKey: string, value: Buffer, seconds: number, cas: string): Command {
-  return { line: `ms ${lockKey} ${value.length} T${seconds} C${cas} c`, value };
+export function replaceLock(
+  lockKey: string,
+  value: Buffer,
+  seconds: number,
+  flags: number,
+  cas: string,
+): Command {
+  return {
+    line: `ms ${lockKey} ${value.length} T${seconds}${clientFlags(flags)} C${cas} c`,
+    value,
+  };
 }
 
-/** The item's value and CAS: VA <size> c<cas> and the bytes, or EN. */
+/** The item's value, CAS, time left and client flags: VA <size> c<cas> t<s> f<flags> and the bytes, or EN. */
 export function readItem(key: string): Command {
-  return { line: `mg ${key} v c t` };
+  return { line: `mg ${key} v c t f` };
 }
 
-/** The value only, for a read without a lock. */
+/** The value and its client flags, for a read without a lock. */
 export function peekItem(key: string): Command {
-  return { line: `mg ${key} v` };
+  return { line: `mg ${key} v f` };
 }
 
 /**

@@ -1,9 +1,10 @@
+import { SessionValueError } from '../../errors.js';
 import type { LockAttempt, SessionKey, SessionStore, TouchOutcome } from '../contract.js';
 import { lockedWith } from '../payload-bytes.js';
 import type { MemcachedConnection } from './connection.js';
-import { exptime, lockItemSeconds } from './expiry.js';
-import { type ItemKeys, itemKeys } from './keys.js';
-import { decodeLockValue, encodeLockValue } from './lock-value.js';
+import { exptime } from './expiry.js';
+import { type ItemLayout, keepsakeItemLayout } from './item-layout.js';
+import type { ItemKeys } from './keys.js';
 import {
   addLock,
   deleteItem,
@@ -76,25 +77,30 @@ function casIf(reply: MetaReply, status: string): string | undefined {
  */
 export class MetaStore implements SessionStore {
   readonly #pool: ServerPool;
-  readonly #prefix: string;
+  readonly #layout: ItemLayout;
   readonly #lockTtlMs: number;
   readonly #lockSeconds: number;
   /** The locks this store took and has not seen end, by token; oldest-set first. */
   readonly #held = new Map<string, HeldLock>();
 
-  constructor(pool: ServerPool, prefix: string, lockTtlMs: number) {
+  constructor(
+    pool: ServerPool,
+    prefix: string,
+    lockTtlMs: number,
+    layout: ItemLayout = keepsakeItemLayout(prefix, lockTtlMs),
+  ) {
     this.#pool = pool;
-    this.#prefix = prefix;
+    this.#layout = layout;
     this.#lockTtlMs = lockTtlMs;
-    this.#lockSeconds = lockItemSeconds(lockTtlMs);
+    this.#lockSeconds = layout.lockSeconds;
   }
 
   async lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
-    const keys = itemKeys(this.#prefix, key);
+    const keys = this.#layout.keys(key);
     const connection = this.#pool.connectionFor(keys.lock);
     const setAt = performance.now();
     const [added, read] = await connection.send([
-      addLock(keys.lock, this.#lockValue(token), this.#lockSeconds),
+      addLock(keys.lock, this.#lockValue(token), this.#lockSeconds, this.#layout.lockFlags),
       readItem(keys.data),
     ]);
     const reply = meta(added, 'a lock add');
@@ -113,7 +119,13 @@ export class MetaStore implements SessionStore {
     for (let attempt = 0; attempt < 2; attempt += 1) {
       const setAt = performance.now();
       const [replaced] = await connection.send([
-        replaceLock(held.keys.lock, this.#lockValue(token), this.#lockSeconds, held.lockCas),
+        replaceLock(
+          held.keys.lock,
+          this.#lockValue(token),
+          this.#lockSeconds,
+          this.#layout.lockFlags,
+          held.lockCas,
+        ),
       ]);
       const reply = meta(replaced, 'a lock renewal');
       const cas = casIf(reply, 'HD');
@@ -183,7 +195,7 @@ export class MetaStore implements SessionStore {
     // The session is gone (evicted or expired): the lock is taken back for the write that follows.
     const setAt = performance.now();
     const [retaken] = await connection.send([
-      addLock(held.keys.lock, this.#lockValue(token), this.#lockSeconds),
+      addLock(held.keys.lock, this.#lockValue(token), this.#lockSeconds, this.#layout.lockFlags),
     ]);
     const reply = meta(retaken, 'a lock add');
     const lockCas = casIf(reply, 'HD');
@@ -225,10 +237,11 @@ export class MetaStore implements SessionStore {
   }
 
   async peek(key: SessionKey): Promise<string | null> {
-    const { data } = itemKeys(this.#prefix, key);
+    const { data } = this.#layout.keys(key);
     const [read] = await this.#pool.connectionFor(data).send([peekItem(data)]);
     const reply = meta(read, 'a read');
     expectStatus(reply, 'a read', 'VA', 'EN');
+    this.#assertUsable(reply);
     return reply.value === undefined ? null : reply.value.toString('utf8');
   }
 
@@ -238,7 +251,7 @@ export class MetaStore implements SessionStore {
 
   /** The lock value for `token` set now: it may be taken over lockTtl from now (wall clock). */
   #lockValue(token: string): Buffer {
-    return encodeLockValue({ expiresAtMs: Date.now() + this.#lockTtlMs, token });
+    return this.#layout.encodeLock({ expiresAtMs: Date.now() + this.#lockTtlMs, token });
   }
 
   /** The lock is `held`'s: records it and answers the session read with it. */
@@ -251,6 +264,7 @@ export class MetaStore implements SessionStore {
     try {
       reply = meta(read, 'a read');
       expectStatus(reply, 'a read', 'VA', 'EN');
+      this.#assertUsable(reply);
     } catch (error) {
       // Nobody else knows of this lock: give it back before failing.
       await connection.send([deleteItem(held.keys.lock, held.lockCas)]).catch(() => {});
@@ -283,14 +297,20 @@ export class MetaStore implements SessionStore {
     expectStatus(reply, 'a lock read', 'VA', 'EN');
     // EN: released meanwhile; the next attempt adds it.
     if (reply.value === undefined) return NOT_LOCKED;
-    const holder = decodeLockValue(reply.value);
+    const holder = this.#layout.decodeLock(reply.value);
     const cas = flagOf(reply, 'c');
     if (holder === undefined || cas === undefined || Date.now() < holder.expiresAtMs) {
       return NOT_LOCKED;
     }
     const setAt = performance.now();
     const [replaced, read] = await connection.send([
-      replaceLock(keys.lock, this.#lockValue(token), this.#lockSeconds, cas),
+      replaceLock(
+        keys.lock,
+        this.#lockValue(token),
+        this.#lockSeconds,
+        this.#layout.lockFlags,
+        cas,
+      ),
       readItem(keys.data),
     ]);
     const replacement = meta(replaced, 'a lock takeover');
@@ -300,7 +320,11 @@ export class MetaStore implements SessionStore {
       return NOT_LOCKED;
     }
     // A stalled request of this process held it: it is refused from now on without asking memcached.
-    this.#held.delete(holder.token);
+    for (const [heldToken, stalled] of this.#held) {
+      if (stalled.keys.lock === keys.lock && this.#layout.isHolder(holder, heldToken)) {
+        this.#held.delete(heldToken);
+      }
+    }
     return this.#taken(connection, { keys, token, lockCas, dataCas: null, setAt }, read);
   }
 
@@ -336,8 +360,10 @@ export class MetaStore implements SessionStore {
     const reply = meta(current, 'a lock read');
     expectStatus(reply, 'a lock read', 'VA', 'EN');
     const cas = flagOf(reply, 'c');
-    const lock = reply.value === undefined ? undefined : decodeLockValue(reply.value);
-    if (lock?.token !== held.token || cas === undefined) return undefined;
+    const lock = reply.value === undefined ? undefined : this.#layout.decodeLock(reply.value);
+    if (lock === undefined || !this.#layout.isHolder(lock, held.token) || cas === undefined) {
+      return undefined;
+    }
     held.lockCas = cas;
     return cas;
   }
@@ -345,7 +371,7 @@ export class MetaStore implements SessionStore {
   /** The lock `token` holds on `key`'s session, as this store knows it. */
   #heldFor(key: SessionKey, token: string): HeldLock | undefined {
     const held = this.#held.get(token);
-    return held?.keys.data === itemKeys(this.#prefix, key).data ? held : undefined;
+    return held?.keys.data === this.#layout.keys(key).data ? held : undefined;
   }
 
   /**
@@ -364,6 +390,17 @@ export class MetaStore implements SessionStore {
 
   #forget(held: HeldLock): void {
     if (this.#held.get(held.token) === held) this.#held.delete(held.token);
+  }
+
+  /** A session item the layout cannot use as it is (compressed by PHP, say) is left alone. */
+  #assertUsable(reply: MetaReply): void {
+    if (reply.value === undefined) return;
+    const refusal = this.#layout.refusal(Number(flagOf(reply, 'f') ?? 0));
+    if (refusal !== undefined) {
+      throw new SessionValueError(
+        `keepsake: the session item in memcached cannot be read: ${refusal}. The session was left as it is.`,
+      );
+    }
   }
 
   /**
