@@ -127,6 +127,7 @@ export class RequestLifecycle implements SessionInternals {
   readonly maxPayloadBytes: number;
   readonly #context: LifecycleContext;
   readonly #ip: string;
+  readonly #clientIp: string;
   readonly #ajax: boolean;
   readonly #secure: boolean | undefined;
   readonly #incomingId: string | undefined;
@@ -162,7 +163,8 @@ export class RequestLifecycle implements SessionInternals {
     this.maxPayloadBytes = context.maxPayloadBytes;
     const cookieValue = readCookie(request.cookieHeader, context.cookieName);
     this.#incomingId = context.sessionIds.isValid(cookieValue) ? cookieValue : undefined;
-    this.#ip = context.matchIP ? normalizeIp(request.ip) : '';
+    this.#clientIp = normalizeIp(request.ip);
+    this.#ip = context.matchIP ? this.#clientIp : '';
     this.#ajax = request.ajax;
     this.#secure = request.secure;
     this.state = request.readOnly ? 'readOnly' : 'open';
@@ -680,6 +682,10 @@ export class RequestLifecycle implements SessionInternals {
   }
 
   #key(id: string): SessionKey {
-    return { id: this.#context.storageIds.of(id), ip: this.#context.matchIP ? this.#ip : null };
+    return {
+      id: this.#context.storageIds.of(id),
+      ip: this.#context.matchIP ? this.#ip : null,
+      clientIp: this.#clientIp,
+    };
   }
 }

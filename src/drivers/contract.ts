@@ -7,6 +7,11 @@ export interface SessionKey {
   readonly id: string;
   /** The client IP when `matchIP` is on, else null; part of the storage slot when set. */
   readonly ip: string | null;
+  /**
+   * The client IP whether or not `matchIP` is on, never part of the storage slot: for a store that
+   * records it beside the session (CodeIgniter's database table). Absent when the caller has none.
+   */
+  readonly clientIp?: string;
 }
 
 /** What the core tells a driver when it opens it. */

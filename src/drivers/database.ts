@@ -1,3 +1,4 @@
+import { PhpSessionStore } from '../codeigniter/php-session-store.js';
 import { SessionConfigError, SessionError, SessionStoreError } from '../errors.js';
 import type { DriverContext, SessionDriver, SessionStore } from './contract.js';
 import {
@@ -47,6 +48,14 @@ export interface DatabaseDriverOptions {
    * MySQL/MariaDB it takes them out of the pool while the store is open.
    */
   readonly lockConnections?: number;
+  /**
+   * 'keepsake' (default): JSON payloads, `timestamp` in epoch seconds (the table `npx keepsake
+   * migration` prints). 'codeigniter': CodeIgniter 4.1's DatabaseHandler table as its own schema
+   * creates it, shared with a running CodeIgniter app: PHP's session encoding in `data`, a
+   * `timestamp` of the time type, the client's address in `ip_address`, and CodeIgniter's
+   * advisory locks (`hashtext(id)`, `md5(id)`) taken (never waited for) and honoured.
+   */
+  readonly layout?: 'keepsake' | 'codeigniter';
 }
 
 /** The database driver, and the SQL dialect it found its connection to speak. */
@@ -63,6 +72,13 @@ export interface DatabaseDriver extends SessionDriver {
  * driver (a missing table or column is a SessionConfigError naming `npx keepsake migration`).
  */
 export function database(options: DatabaseDriverOptions): DatabaseDriver {
+  const layout = options.layout ?? 'keepsake';
+  if (layout !== 'keepsake' && layout !== 'codeigniter') {
+    throw new SessionConfigError(
+      'layout',
+      `the database driver's layout is 'keepsake' or 'codeigniter', got ${JSON.stringify(layout)}.`,
+    );
+  }
   const plan = planConnection(options.connection);
   const table = parseTableName(options.table ?? '');
   const lockConnections = options.lockConnections ?? DEFAULT_LOCK_CONNECTIONS;
@@ -88,7 +104,7 @@ export function database(options: DatabaseDriverOptions): DatabaseDriver {
           client,
           table,
           context,
-          'keepsake',
+          layout,
         );
         connections = new LockConnections(
           Math.min(
@@ -100,7 +116,8 @@ export function database(options: DatabaseDriverOptions): DatabaseDriver {
           context.logger,
         );
         await connections.fill();
-        return new DatabaseStore(sessionTable, connections, table, context, client.end);
+        const store = new DatabaseStore(sessionTable, connections, table, context, client.end);
+        return layout === 'codeigniter' ? new PhpSessionStore(store, 'the session table') : store;
       } catch (error) {
         await connections?.close().catch(() => {});
         await client?.end?.().catch(() => {});

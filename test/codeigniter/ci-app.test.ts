@@ -22,6 +22,7 @@ import {
   codeIgniterSkip,
   startCodeIgniter,
 } from './ci-app.js';
+import { createMysqlCodeIgniterTable, createPostgresCodeIgniterTable } from './ci-tables.js';
 
 const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 const MYSQL_URL = 'mysql://root@127.0.0.1:3306/test';
@@ -124,17 +125,9 @@ function memcachedStore(): Store {
 }
 
 async function postgresStore(): Promise<Store> {
-  const table = label();
   const client = new pg.Client({ connectionString: POSTGRES_URL });
   await client.connect();
-  // CodeIgniter 4.1's user guide table for PostgreSQL (sessionMatchIP off: the ID is the key).
-  await client.query(`CREATE TABLE "${table}" (
-    "id" varchar(128) NOT NULL,
-    "ip_address" inet NOT NULL,
-    "timestamp" timestamptz DEFAULT CURRENT_TIMESTAMP NOT NULL,
-    "data" bytea DEFAULT '' NOT NULL,
-    PRIMARY KEY ("id"))`);
-  await client.query(`CREATE INDEX "${table}_timestamp" ON "${table}" ("timestamp")`);
+  const table = await createPostgresCodeIgniterTable(client);
   return {
     savePath: table,
     async read(id) {
@@ -149,16 +142,8 @@ async function postgresStore(): Promise<Store> {
 }
 
 async function mysqlStore(): Promise<Store> {
-  const table = label();
   const connection = await mysql.createConnection({ uri: MYSQL_URL });
-  // CodeIgniter 4.1's user guide table for MySQL (sessionMatchIP off: the ID is the key).
-  await connection.query(`CREATE TABLE \`${table}\` (
-    \`id\` varchar(128) NOT NULL,
-    \`ip_address\` varchar(45) NOT NULL,
-    \`timestamp\` timestamp DEFAULT CURRENT_TIMESTAMP NOT NULL,
-    \`data\` blob NOT NULL,
-    PRIMARY KEY (\`id\`),
-    KEY \`${table}_timestamp\` (\`timestamp\`))`);
+  const table = await createMysqlCodeIgniterTable(connection);
   return {
     savePath: table,
     async read(id) {

@@ -64,8 +64,10 @@ export async function inspectMysqlTable(
       (SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) FROM information_schema.KEY_COLUMN_USAGE
         WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY') AS primary_key,
       (SELECT CONCAT(DATA_TYPE, ':', COALESCE(CHARACTER_OCTET_LENGTH, '')) FROM information_schema.COLUMNS
-        WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = 'data') AS data_column`,
-    values: [schema, name, schema, name, schema, name],
+        WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = 'data') AS data_column,
+      (SELECT DATA_TYPE FROM information_schema.COLUMNS
+        WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = 'timestamp') AS timestamp_type`,
+    values: [schema, name, schema, name, schema, name, schema, name],
     timeout: ioTimeoutMs,
   })) as Row[];
   const row = rows[0];
@@ -88,6 +90,7 @@ export async function inspectMysqlTable(
     manyLocks: mariadb ? atLeast(10, 0, 2) : atLeast(5, 7),
     dataType,
     dataCapacity: capacity === '' ? null : Number(capacity),
+    timestampType: row.timestamp_type === null ? null : String(row.timestamp_type),
   };
 }
 
@@ -137,7 +140,10 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     this.#open = openLockConnection;
     this.#options = options;
     this.#table = quoteTable('mysql', options.table);
-    this.#sql = statements(this.#table);
+    this.#sql = statements(
+      this.#table,
+      options.scheme === 'codeigniter' ? codeIgniterColumns(options.matchIP) : KEEPSAKE_COLUMNS,
+    );
   }
 
   openLockConnection(): Promise<LockConnection<MysqlLockClient>> {
@@ -173,13 +179,16 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
           `CodeIgniter's blob stops at 64 KiB; keepsake's table has mediumblob: ALTER TABLE ${this.#table} MODIFY data mediumblob NOT NULL`,
       );
     }
-    const values = [key.id, key.ip, timestamp, data];
-    if (this.#options.shape.returning) {
+    const codeigniter = this.#options.scheme === 'codeigniter';
+    const values = [key.id, codeigniter ? (key.address ?? key.ip) : key.ip, timestamp, data];
+    // CodeIgniter reads without a locking read, so under its layout the lock is released only
+    // once the change has committed, in a statement of its own.
+    if (this.#options.shape.returning && !codeigniter) {
       const rows = (await this.#on(on, this.#sql.writeReturning, [
         ...values,
         this.#name(key),
       ])) as Row[];
-      return rows[0]?.ip_address === key.ip;
+      return codeigniter || rows[0]?.ip_address === key.ip;
     }
     await this.#on(on, this.#sql.write, values);
     await this.unlock(on, key);
@@ -192,6 +201,17 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     timestamp: number,
     liveAfter: number,
   ): Promise<'touched' | 'missing'> {
+    if (this.#options.scheme === 'codeigniter') {
+      const touched = (await this.#on(on, this.#sql.touchOnly, [
+        timestamp,
+        key.id,
+        key.ip,
+        liveAfter,
+      ])) as ResultHeader;
+      if (matchedRows(touched) === 0) return 'missing';
+      await this.unlock(on, key);
+      return 'touched';
+    }
     const header = (await this.#on(on, this.#sql.touch, [
       this.#name(key),
       timestamp,
@@ -275,31 +295,79 @@ function matchedRows(header: ResultHeader): number {
   return matched === undefined ? header.affectedRows : Number(matched);
 }
 
-function statements(table: string) {
-  const slot = 'id = ? AND ip_address = ?';
+/**
+ * How statements address a session's row and its `timestamp`, which they take and give as epoch
+ * seconds: keepsake's table keeps them as such (an int), CodeIgniter's as a timestamp.
+ */
+interface Columns {
+  /** The row of a session, from two parameters: the ID and the IP (or the client's address). */
+  slot(alias: string): string;
+  /** A timestamp column value from a parameter in epoch seconds. */
+  readonly at: string;
+  /** The column (of `alias`) as epoch seconds. */
+  seconds(alias: string): string;
+  /** Whether the column of `alias` is later than the parameter (epoch seconds). */
+  readonly liveAfter: string;
+  /** Whether a row of another IP under a key of id alone is left alone by a write. */
+  readonly guardsIp: boolean;
+}
+
+const KEEPSAKE_COLUMNS: Columns = {
+  slot: (alias) => `${alias}id = ? AND ${alias}ip_address = ?`,
+  at: '?',
+  seconds: (alias) => `${alias}\`timestamp\``,
+  liveAfter: '`timestamp` > ?',
+  guardsIp: true,
+};
+
+/**
+ * CodeIgniter's table: a session is its ID (and IP under matchIP), whatever ip_address holds.
+ * CodeIgniter 4.1 writes the text 'now()' into `timestamp`, which MariaDB and MySQL outside strict
+ * mode store as the zero date: such a row counts as written now (CodeIgniter reads a session
+ * whatever its timestamp), and GC deletes it, as CodeIgniter's own GC does.
+ */
+function codeIgniterColumns(matchIP: boolean): Columns {
+  return {
+    slot: (alias) =>
+      matchIP ? `${alias}id = ? AND ${alias}ip_address = ?` : `${alias}id = ? AND ? IS NOT NULL`,
+    at: 'FROM_UNIXTIME(?)',
+    seconds: (alias) =>
+      `IF(${alias}\`timestamp\` = 0, UNIX_TIMESTAMP(), UNIX_TIMESTAMP(${alias}\`timestamp\`))`,
+    liveAfter: '(`timestamp` > FROM_UNIXTIME(?) OR `timestamp` = 0)',
+    guardsIp: false,
+  };
+}
+
+function statements(table: string, columns: Columns) {
+  const slot = columns.slot('');
+  const { at } = columns;
   // A row of another IP under a key of id alone is left as it is (see write()).
-  const write = `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ?, ?)
+  const write = columns.guardsIp
+    ? `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ?, ?)
       ON DUPLICATE KEY UPDATE
         data = IF(ip_address = VALUES(ip_address), VALUES(data), data),
-        \`timestamp\` = IF(ip_address = VALUES(ip_address), VALUES(\`timestamp\`), \`timestamp\`)`;
+        \`timestamp\` = IF(ip_address = VALUES(ip_address), VALUES(\`timestamp\`), \`timestamp\`)`
+    : `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ${at}, ?)
+      ON DUPLICATE KEY UPDATE data = VALUES(data), \`timestamp\` = VALUES(\`timestamp\`)`;
   return {
     // One row whatever is stored: GET_LOCK runs exactly once, and the session is read with a
     // locking read (see the class comment).
-    tryLock: `SELECT GET_LOCK(?, 0) AS locked, s.\`timestamp\`, s.data
-      FROM (SELECT 1) AS one LEFT JOIN ${table} AS s ON s.id = ? AND s.ip_address = ?
+    tryLock: `SELECT GET_LOCK(?, 0) AS locked, ${columns.seconds('s.')} AS \`timestamp\`, s.data
+      FROM (SELECT 1) AS one LEFT JOIN ${table} AS s ON ${columns.slot('s.')}
       LOCK IN SHARE MODE`,
     write,
     writeReturning: `${write} RETURNING ip_address, RELEASE_LOCK(?) AS released`,
     // Both branches set the same value: the IF only makes the release part of the assignment,
     // which runs for a matched (and so already locked) row only; a missing session keeps the lock.
-    touch: `UPDATE ${table} SET \`timestamp\` = IF(RELEASE_LOCK(?), ?, ?)
-      WHERE ${slot} AND \`timestamp\` > ?`,
+    touch: `UPDATE ${table} SET \`timestamp\` = IF(RELEASE_LOCK(?), ${at}, ${at})
+      WHERE ${slot} AND ${columns.liveAfter}`,
+    touchOnly: `UPDATE ${table} SET \`timestamp\` = ${at} WHERE ${slot} AND ${columns.liveAfter}`,
     destroy: `DELETE FROM ${table} WHERE ${slot}`,
     // The lock was taken where no live session was: a session expired by now goes with it.
-    discard: `DELETE FROM ${table} WHERE ${slot} AND \`timestamp\` <= ?`,
+    discard: `DELETE FROM ${table} WHERE ${slot} AND NOT ${columns.liveAfter}`,
     unlock: 'DO RELEASE_LOCK(?)',
     holds: 'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS held',
-    peek: `SELECT data FROM ${table} WHERE ${slot} AND \`timestamp\` > ?`,
-    deleteIdle: `DELETE FROM ${table} WHERE \`timestamp\` < ?`,
+    peek: `SELECT data FROM ${table} WHERE ${slot} AND ${columns.liveAfter}`,
+    deleteIdle: `DELETE FROM ${table} WHERE \`timestamp\` < ${at}`,
   };
 }

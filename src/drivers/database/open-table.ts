@@ -32,6 +32,7 @@ export async function openSessionTable(
   if (client.dialect === 'postgres') {
     const shape = found(await inspectPostgresTable(client.pool, table, ioTimeoutMs), table, fix);
     const primaryKey = checkShape(shape, table, fix, matchIP);
+    checkTimestamp(shape, table, fix, scheme);
     if (shape.legacyLockTable) {
       const locks = quoteTable('postgres', { schema: table.schema, name: `${table.name}_locks` });
       logger.warn(
@@ -56,6 +57,7 @@ export async function openSessionTable(
     );
   }
   checkShape(shape, table, fix, matchIP);
+  checkTimestamp(shape, table, fix, scheme);
   const legacyColumns = LEGACY_LOCK_COLUMNS.filter((column) => shape.columns.includes(column));
   if (legacyColumns.length > 0) {
     logger.warn(
@@ -88,6 +90,30 @@ function found<Shape extends TableShape>(
   throw new SessionConfigError(
     'table',
     `the session table "${tableText(table)}" does not exist. Create it with the SQL printed by \`${fix}\`.`,
+  );
+}
+
+/** What a `timestamp` column of a date/time type (CodeIgniter's table) is called on either server. */
+const TIME_TYPE = /^(timestamp|datetime)/i;
+
+/**
+ * Throws unless `timestamp` suits the layout: epoch seconds in keepsake's table, a date/time type
+ * in CodeIgniter's (a table of the other layout would fail on every request instead).
+ */
+function checkTimestamp(
+  shape: TableShape,
+  table: TableName,
+  fix: string,
+  scheme: LockKeyScheme,
+): void {
+  const type = shape.timestampType;
+  if (type === null || TIME_TYPE.test(type) === (scheme === 'codeigniter')) return;
+  const name = tableText(table);
+  throw new SessionConfigError(
+    'layout',
+    scheme === 'codeigniter'
+      ? `layout: 'codeigniter' needs CodeIgniter's session table, whose "timestamp" is a timestamp, but "${name}" keeps it as ${type} (keepsake's table, from \`${fix}\`): drop layout: 'codeigniter', or create the table from CodeIgniter's user guide.`
+      : `the "timestamp" of "${name}" is a ${type}, as in CodeIgniter's table: share it with a CodeIgniter app with layout: 'codeigniter', or convert the column to Unix seconds (see docs/drivers/database.md) or create keepsake's table from \`${fix}\`.`,
   );
 }
 

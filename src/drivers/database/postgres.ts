@@ -73,7 +73,9 @@ export async function inspectPostgresTable(
       ARRAY(SELECT a.attname::text FROM pg_index i
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
             WHERE i.indrelid = to_regclass($1) AND i.indisprimary) AS primary_key,
-      $2::text IS NOT NULL AND to_regclass($2) IS NOT NULL AS legacy_lock_table`,
+      $2::text IS NOT NULL AND to_regclass($2) IS NOT NULL AS legacy_lock_table,
+      (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+       WHERE attrelid = to_regclass($1) AND attname = 'timestamp' AND NOT attisdropped) AS timestamp_type`,
     [quoteTable('postgres', table), legacy],
     ioTimeoutMs,
   );
@@ -83,6 +85,7 @@ export async function inspectPostgresTable(
     columns: row.columns as string[],
     primaryKey: row.primary_key as string[],
     legacyLockTable: row.legacy_lock_table === true,
+    timestampType: typeof row.timestamp_type === 'string' ? row.timestamp_type : null,
   };
 }
 
@@ -135,7 +138,13 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
       options.matchIP,
       { id: '', ip: '' },
     );
-    this.#sql = statements(options.table, options.primaryKey, lockArguments, values.length);
+    this.#sql = statements(
+      options.table,
+      options.primaryKey,
+      lockArguments,
+      values.length,
+      options.scheme === 'codeigniter' ? codeIgniterColumns(options.matchIP) : KEEPSAKE_COLUMNS,
+    );
   }
 
   openLockConnection(): Promise<LockConnection<PgLockClient>> {
@@ -171,7 +180,7 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
   ): Promise<boolean> {
     const change = await this.#changeThenUnlock(on, key, this.#sql.write, [
       key.id,
-      key.ip,
+      this.#options.scheme === 'codeigniter' ? (key.address ?? key.ip) : key.ip,
       timestamp,
       data,
     ]);
@@ -268,41 +277,77 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
   }
 }
 
+/**
+ * How statements address a session's row and its `timestamp`, which they take and give as epoch
+ * seconds: keepsake's table keeps them as such (a bigint), CodeIgniter's as a timestamptz.
+ */
+interface Columns {
+  /** The row of a session, from $1 (the ID) and $2 (the IP, or the client's address). */
+  readonly slot: string;
+  /** A timestamp column value from a parameter in epoch seconds. */
+  at(parameter: string): string;
+  /** The column as epoch seconds. */
+  readonly seconds: string;
+  /** Whether a row of another IP under a key of id alone is left alone by a write. */
+  readonly guardsIp: boolean;
+}
+
+const KEEPSAKE_COLUMNS: Columns = {
+  slot: 'id = $1 AND ip_address = $2',
+  at: (parameter) => `${parameter}::bigint`,
+  seconds: '"timestamp"',
+  guardsIp: true,
+};
+
+/**
+ * CodeIgniter's table: a session is its ID (and IP under matchIP), whatever ip_address holds.
+ * Without matchIP $2 is the client's address, which only a write stores: elsewhere it is typed
+ * and otherwise unused.
+ */
+function codeIgniterColumns(matchIP: boolean): Columns {
+  return {
+    slot: matchIP ? 'id = $1 AND ip_address = $2' : 'id = $1 AND $2::inet IS NOT NULL',
+    at: (parameter) => `to_timestamp(${parameter}::bigint)`,
+    seconds: 'extract(epoch FROM "timestamp")::bigint',
+    guardsIp: false,
+  };
+}
+
 function statements(
   sessionTable: TableName,
   conflictColumns: readonly string[],
   lockArguments: string,
   lockValues: number,
+  columns: Columns,
 ) {
   const table = quoteTable('postgres', sessionTable);
-  const slot = 'id = $1 AND ip_address = $2';
+  const { slot, at } = columns;
   const conflict = conflictColumns.map((column) => `"${column}"`).join(', ');
   const stamp = (parameter: string) => `set_config('keepsake.ended', ${parameter}, false)`;
   return {
     tryLock: `SELECT pg_try_advisory_lock(${lockArguments}) AS locked`,
-    read: `SELECT "timestamp", data FROM ${table} WHERE ${slot}`,
-    // A row of another IP under a key of id alone is left alone: nothing is written.
+    read: `SELECT ${columns.seconds} AS "timestamp", data FROM ${table} WHERE ${slot}`,
     write: `WITH written AS (
-        INSERT INTO ${table} AS s (id, ip_address, "timestamp", data) VALUES ($1, $2, $3::bigint, $4::bytea)
+        INSERT INTO ${table} AS s (id, ip_address, "timestamp", data) VALUES ($1, $2, ${at('$3')}, $4::bytea)
         ON CONFLICT (${conflict}) DO UPDATE SET data = EXCLUDED.data, "timestamp" = EXCLUDED."timestamp"
-        WHERE s.ip_address = EXCLUDED.ip_address
+        ${columns.guardsIp ? 'WHERE s.ip_address = EXCLUDED.ip_address' : ''}
         RETURNING 1
       )
       SELECT (SELECT count(*) FROM written)::int AS written, ${stamp('$5')} AS stamp`,
     // Stamps only when a live session was touched: a missing one keeps its lock for the write.
     touch: `WITH touched AS (
-        UPDATE ${table} SET "timestamp" = $3::bigint WHERE ${slot} AND "timestamp" > $4::bigint RETURNING 1
+        UPDATE ${table} SET "timestamp" = ${at('$3')} WHERE ${slot} AND "timestamp" > ${at('$4')} RETURNING 1
       )
       SELECT ${stamp('$5')} AS stamp FROM touched`,
     destroy: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} RETURNING 1)
       SELECT ${stamp('$3')} AS stamp`,
     // The lock was taken where no live session was: a session expired by now goes with it.
-    discard: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} AND "timestamp" <= $3::bigint RETURNING 1)
+    discard: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} AND "timestamp" <= ${at('$3')} RETURNING 1)
       SELECT ${stamp('$4')} AS stamp`,
     unlockIfStamped: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked
       WHERE current_setting('keepsake.ended', true) = $${lockValues + 1}`,
     unlock: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked`,
-    peek: `SELECT data FROM ${table} WHERE ${slot} AND "timestamp" > $3`,
-    deleteIdle: `DELETE FROM ${table} WHERE "timestamp" < $1`,
+    peek: `SELECT data FROM ${table} WHERE ${slot} AND "timestamp" > ${at('$3')}`,
+    deleteIdle: `DELETE FROM ${table} WHERE "timestamp" < ${at('$1')}`,
   };
 }

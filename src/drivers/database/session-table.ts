@@ -5,6 +5,8 @@ import type { SqlDialect } from './schema.js';
 export interface RowKey {
   readonly id: string;
   readonly ip: string;
+  /** The client's address, which a table in CodeIgniter's layout stores whether or not it is in the slot. */
+  readonly address?: string;
 }
 
 /** What a lock attempt found under the key when it took the lock. */
@@ -19,6 +21,8 @@ export interface LockedRow {
 export interface TableShape {
   readonly columns: readonly string[];
   readonly primaryKey: readonly string[];
+  /** The `timestamp` column's type, as the server names it; null when there is none. */
+  readonly timestampType: string | null;
 }
 
 /**

@@ -16,11 +16,18 @@ import type { RowKey, SessionTable } from './session-table.js';
 /** ip_address is NOT NULL (and part of the key under matchIP); rows without matchIP use this. */
 const NO_IP = '0.0.0.0';
 
+/** PostgreSQL's inet takes no zone index; an address it cannot parse is stored as NO_IP. */
+function address(ip: string | null | undefined): string {
+  const plain = (ip ?? '').replace(/%.*$/, '');
+  return net.isIP(plain) === 0 ? NO_IP : plain;
+}
+
 function rowKey(key: SessionKey): RowKey {
-  if (key.ip === null) return { id: key.id, ip: NO_IP };
-  // PostgreSQL's inet takes no zone index; an address it cannot parse shares one slot.
-  const ip = key.ip.replace(/%.*$/, '');
-  return { id: key.id, ip: net.isIP(ip) === 0 ? NO_IP : ip };
+  return {
+    id: key.id,
+    ip: key.ip === null ? NO_IP : address(key.ip),
+    address: address(key.clientIp),
+  };
 }
 
 const slotOf = (key: RowKey) => `${key.id}\n${key.ip}`;

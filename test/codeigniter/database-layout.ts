@@ -1,0 +1,159 @@
+/**
+ * What only the database driver's CodeIgniter layout does, on one server: the row CodeIgniter
+ * 4.1.3 writes (its timestamp), the row keepsake writes (the client's address, the time), and
+ * CodeIgniter's named locks, taken from another connection the way DatabaseHandler takes them.
+ * shared-postgres.test.ts and shared-mysql.test.ts run it next to the shared scenarios.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { database } from '../../src/drivers/database.js';
+import { SessionConfigError } from '../../src/errors.js';
+import { SessionManager } from '../../src/manager.js';
+import type { Session } from '../../src/session.js';
+import { type CodeIgniterApp, type CodeIgniterDriver, startCodeIgniter } from './ci-app.js';
+import { PHP_ID_FORMAT, PHP_ID_INI } from './shared-sessions.js';
+
+/** A server's side of the tests: its table, a row's columns, and a second connection's lock. */
+export interface LayoutServer {
+  readonly driver: Extract<CodeIgniterDriver, 'postgres' | 'mysql'>;
+  readonly url: string;
+  /** Creates CodeIgniter's user guide table (or, with `keepsake`, keepsake's own) and answers its name. */
+  createTable(kind: 'codeigniter' | 'keepsake'): Promise<string>;
+  /** The row's ip_address, its timestamp as text, and the seconds between it and the server's now(). */
+  row(
+    table: string,
+    id: string,
+  ): Promise<{ ip: string; timestamp: string; secondsAgo: number | null } | null>;
+  /** Takes CodeIgniter's lock of `id` on a connection of its own; answers whether it got it. */
+  lockAsCodeIgniter(id: string): Promise<boolean>;
+  unlockAsCodeIgniter(id: string): Promise<void>;
+  /** The timestamp CodeIgniter 4.1.3's rows hold on this server. */
+  readonly codeIgniterTimestamp: RegExp;
+  dropTables(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function databaseLayoutSuite(
+  name: string,
+  skip: string | false,
+  server: () => LayoutServer,
+) {
+  describe(`database in CodeIgniter's layout on ${name}`, { skip }, () => {
+    let db: LayoutServer;
+    let table: string;
+    let app: CodeIgniterApp;
+    let manager: SessionManager;
+
+    before(async () => {
+      db = server();
+      table = await db.createTable('codeigniter');
+      app = await startCodeIgniter({ driver: db.driver, savePath: table, ini: PHP_ID_INI });
+      manager = new SessionManager({
+        driver: database({ connection: db.url, table, layout: 'codeigniter' }),
+        sessionId: PHP_ID_FORMAT,
+        gcProbability: 0,
+        lockWait: 600,
+      });
+      await manager.ready();
+    });
+    after(async () => {
+      await manager?.shutdown();
+      await app?.stop();
+      await db?.dropTables();
+      await db?.close();
+    });
+
+    async function phpLogin(): Promise<string> {
+      const response = await fetch(`${app.url}/keepsake/login?user=zoe`);
+      assert.equal(response.status, 200, await app.logs());
+      const body = (await response.json()) as { id: string };
+      return body.id;
+    }
+
+    async function onNode<T>(id: string, ip: string, work: (session: Session) => T): Promise<T> {
+      const session = await manager.start({ cookieHeader: `ci_session=${id}`, ip, ajax: false });
+      const result = work(session);
+      await manager.commit(session);
+      return result;
+    }
+
+    it("reads the row CodeIgniter wrote, and stores the client's address and the time in it", async () => {
+      const id = await phpLogin();
+      const written = await db.row(table, id);
+      assert.match(written?.timestamp ?? '', db.codeIgniterTimestamp);
+      const user = await onNode(id, '10.9.8.7', (session) => {
+        session.set('seen', 'node');
+        return session.get('user');
+      });
+      assert.deepEqual(user, { name: 'zoe', loggedIn: true });
+      const rewritten = await db.row(table, id);
+      // As CodeIgniter's update, keepsake's leaves the address the row was created from.
+      assert.equal(rewritten?.ip, '127.0.0.1');
+      assert.ok(
+        rewritten?.secondsAgo !== null && Math.abs(rewritten?.secondsAgo ?? 99) <= 5,
+        JSON.stringify(rewritten),
+      );
+      // A session created on Node records its client's address, though matchIP is off.
+      const created = await manager.start({ cookieHeader: undefined, ip: '10.9.8.7', ajax: false });
+      created.set('user', { name: 'yan', loggedIn: true });
+      await manager.commit(created);
+      const inserted = await db.row(table, created.id);
+      assert.equal(inserted?.ip, '10.9.8.7');
+      assert.ok(
+        inserted?.secondsAgo !== null && Math.abs(inserted?.secondsAgo ?? 99) <= 5,
+        JSON.stringify(inserted),
+      );
+      const onPhp = await fetch(`${app.url}/keepsake/read`, {
+        headers: { cookie: `ci_session=${created.id}` },
+      });
+      const state = (await onPhp.json()) as { session: Record<string, unknown> };
+      assert.deepEqual(state.session.user, { name: 'yan', loggedIn: true });
+    });
+
+    it("waits for CodeIgniter's lock, and holds one CodeIgniter waits for", async () => {
+      const id = await phpLogin();
+      assert.equal(await db.lockAsCodeIgniter(id), true);
+      try {
+        await assert.rejects(
+          manager.start({ cookieHeader: `ci_session=${id}`, ip: '127.0.0.1', ajax: false }),
+          /lock/i,
+        );
+      } finally {
+        await db.unlockAsCodeIgniter(id);
+      }
+      const session = await manager.start({
+        cookieHeader: `ci_session=${id}`,
+        ip: '127.0.0.1',
+        ajax: false,
+      });
+      try {
+        assert.equal(await db.lockAsCodeIgniter(id), false);
+      } finally {
+        await manager.commit(session);
+      }
+      assert.equal(await db.lockAsCodeIgniter(id), true);
+      await db.unlockAsCodeIgniter(id);
+    });
+
+    it("refuses keepsake's own table, and keepsake's layout refuses CodeIgniter's", async () => {
+      const own = await db.createTable('keepsake');
+      const wrongLayout = new SessionManager({
+        driver: database({ connection: db.url, table: own, layout: 'codeigniter' }),
+      });
+      await assert.rejects(
+        wrongLayout.ready(),
+        (error: unknown) =>
+          error instanceof SessionConfigError &&
+          /layout: 'codeigniter' needs CodeIgniter's session table/.test(error.message),
+      );
+      await wrongLayout.shutdown();
+      const wrongTable = new SessionManager({ driver: database({ connection: db.url, table }) });
+      await assert.rejects(
+        wrongTable.ready(),
+        (error: unknown) =>
+          error instanceof SessionConfigError && /layout: 'codeigniter'/.test(error.message),
+      );
+      await wrongTable.shutdown();
+    });
+  });
+}
