@@ -166,6 +166,36 @@ describe("memcached in CodeIgniter's layout", { skip }, () => {
     await manager.commit(session);
   });
 
+  it("yields a lock CodeIgniter's get-then-set overwrote just after keepsake's add", async () => {
+    const id = newId();
+    await writeItem(connection, `ci_session:${id}`, Buffer.from('n|i:1;'));
+    const lockKey = `ci_session:${id}:lock`;
+    const phpLock = Buffer.from(String(Math.floor(Date.now() / 1000)));
+    // PHP's get found no lock just before keepsake's add; its set lands a moment after it.
+    const php = (async () => {
+      const watcher = rawConnection();
+      try {
+        for (let polls = 0; polls < 100_000; polls += 1) {
+          if ((await readItem(watcher, lockKey)) !== null) {
+            await writeItem(watcher, lockKey, phpLock, 1);
+            return true;
+          }
+        }
+        return false;
+      } finally {
+        await watcher.close();
+      }
+    })();
+    await assert.rejects(
+      manager.start({ cookieHeader: `ci_session=${id}`, ip: '127.0.0.1', ajax: false }),
+      /lock/i,
+    );
+    assert.equal(await php, true);
+    // PHP's lock is left as PHP set it.
+    assert.deepEqual(await readItem(connection, lockKey), { value: phpLock, flags: 1 });
+    await deleteItem(connection, lockKey);
+  });
+
   it('refuses a session PHP compressed, and leaves it as it is', async () => {
     const id = newId();
     const { stdout } = await promisify(execFile)('php', [
