@@ -1,6 +1,6 @@
 /**
- * CodeIgniter 4.1's user guide session tables (sessionMatchIP off: the ID is the key), under a
- * fresh name per call, for the tests that run CodeIgniter's DatabaseHandler.
+ * CodeIgniter 4.1's user guide session tables (the ID is the key; with sessionMatchIP, the ID and
+ * the address), under a fresh name per call, for the tests that run CodeIgniter's DatabaseHandler.
  */
 import { randomBytes } from 'node:crypto';
 import type mysql from 'mysql2/promise';
@@ -8,26 +8,35 @@ import type pg from 'pg';
 
 const freshName = () => `keepsake_ci_${randomBytes(4).toString('hex')}`;
 
-export async function createPostgresCodeIgniterTable(client: pg.Client): Promise<string> {
+const primaryKey = (matchIP: boolean, quote: string) =>
+  matchIP ? `${quote}id${quote}, ${quote}ip_address${quote}` : `${quote}id${quote}`;
+
+export async function createPostgresCodeIgniterTable(
+  client: pg.Client,
+  matchIP = false,
+): Promise<string> {
   const table = freshName();
   await client.query(`CREATE TABLE "${table}" (
     "id" varchar(128) NOT NULL,
     "ip_address" inet NOT NULL,
     "timestamp" timestamptz DEFAULT CURRENT_TIMESTAMP NOT NULL,
     "data" bytea DEFAULT '' NOT NULL,
-    PRIMARY KEY ("id"))`);
+    PRIMARY KEY (${primaryKey(matchIP, '"')}))`);
   await client.query(`CREATE INDEX "${table}_timestamp" ON "${table}" ("timestamp")`);
   return table;
 }
 
-export async function createMysqlCodeIgniterTable(connection: mysql.Connection): Promise<string> {
+export async function createMysqlCodeIgniterTable(
+  connection: mysql.Connection,
+  matchIP = false,
+): Promise<string> {
   const table = freshName();
   await connection.query(`CREATE TABLE \`${table}\` (
     \`id\` varchar(128) NOT NULL,
     \`ip_address\` varchar(45) NOT NULL,
     \`timestamp\` timestamp DEFAULT CURRENT_TIMESTAMP NOT NULL,
     \`data\` blob NOT NULL,
-    PRIMARY KEY (\`id\`),
+    PRIMARY KEY (${primaryKey(matchIP, '`')}),
     KEY \`${table}_timestamp\` (\`timestamp\`))`);
   return table;
 }

@@ -18,15 +18,15 @@ export interface LayoutServer {
   readonly driver: Extract<CodeIgniterDriver, 'postgres' | 'mysql'>;
   readonly url: string;
   /** Creates CodeIgniter's user guide table (or, with `keepsake`, keepsake's own) and answers its name. */
-  createTable(kind: 'codeigniter' | 'keepsake'): Promise<string>;
+  createTable(kind: 'codeigniter' | 'keepsake', matchIP?: boolean): Promise<string>;
   /** The row's ip_address, its timestamp as text, and the seconds between it and the server's now(). */
   row(
     table: string,
     id: string,
   ): Promise<{ ip: string; timestamp: string; secondsAgo: number | null } | null>;
-  /** Takes CodeIgniter's lock of `id` on a connection of its own; answers whether it got it. */
-  lockAsCodeIgniter(id: string): Promise<boolean>;
-  unlockAsCodeIgniter(id: string): Promise<void>;
+  /** Takes CodeIgniter's lock of `id` (of `ip` too, as under matchIP) on a connection of its own; answers whether it got it. */
+  lockAsCodeIgniter(id: string, ip?: string): Promise<boolean>;
+  unlockAsCodeIgniter(id: string, ip?: string): Promise<void>;
   /** The timestamp CodeIgniter 4.1.3's rows hold on this server. */
   readonly codeIgniterTimestamp: RegExp;
   dropTables(): Promise<void>;
@@ -154,6 +154,58 @@ export function databaseLayoutSuite(
           error instanceof SessionConfigError && /layout: 'codeigniter'/.test(error.message),
       );
       await wrongTable.shutdown();
+    });
+  });
+
+  describe(`database in CodeIgniter's layout on ${name}, with matchIP`, { skip }, () => {
+    let db: LayoutServer;
+    let app: CodeIgniterApp;
+    let manager: SessionManager;
+
+    before(async () => {
+      db = server();
+      const table = await db.createTable('codeigniter', true);
+      app = await startCodeIgniter({
+        driver: db.driver,
+        savePath: table,
+        matchIP: true,
+        ini: PHP_ID_INI,
+      });
+      manager = new SessionManager({
+        driver: database({ connection: db.url, table, layout: 'codeigniter' }),
+        sessionId: PHP_ID_FORMAT,
+        gcProbability: 0,
+        matchIP: true,
+        lockWait: 600,
+      });
+      await manager.ready();
+    });
+    after(async () => {
+      await manager?.shutdown();
+      await app?.stop();
+      await db?.dropTables();
+      await db?.close();
+    });
+
+    it("shares the session of the address CodeIgniter bound it to, under CodeIgniter's lock of ID and address", async () => {
+      const response = await fetch(`${app.url}/keepsake/login?user=una`);
+      assert.equal(response.status, 200, await app.logs());
+      const { id } = (await response.json()) as { id: string };
+      const request = (ip: string) => ({ cookieHeader: `ci_session=${id}`, ip, ajax: false });
+      const session = await manager.start(request('127.0.0.1'));
+      try {
+        assert.deepEqual(session.get('user'), { name: 'una', loggedIn: true });
+        assert.equal(await db.lockAsCodeIgniter(id, '127.0.0.1'), false);
+        // Another address is another session, under another lock.
+        assert.equal(await db.lockAsCodeIgniter(id, '10.0.0.1'), true);
+        await db.unlockAsCodeIgniter(id, '10.0.0.1');
+      } finally {
+        await manager.commit(session);
+      }
+      const elsewhere = await manager.start(request('10.0.0.1'));
+      assert.equal(elsewhere.get('user'), null);
+      assert.notEqual(elsewhere.id, id);
+      await manager.commit(elsewhere);
     });
   });
 }

@@ -45,11 +45,11 @@ databaseLayoutSuite('MariaDB', skip, () => {
   return {
     driver: 'mysql',
     url: URL,
-    async createTable(kind) {
+    async createTable(kind, matchIP) {
       const [connection] = await connecting;
       const table =
         kind === 'codeigniter'
-          ? await createMysqlCodeIgniterTable(connection)
+          ? await createMysqlCodeIgniterTable(connection, matchIP)
           : `keepsake_own_${randomBytes(4).toString('hex')}`;
       if (kind === 'keepsake') await connection.query(sessionTableSql({ dialect: 'mysql', table }));
       tables.push(table);
@@ -72,15 +72,17 @@ databaseLayoutSuite('MariaDB', skip, () => {
             secondsAgo: row.seconds_ago === null ? null : Number(row.seconds_ago),
           };
     },
-    // DatabaseHandler: GET_LOCK(md5('<id>'), 300), here tried rather than waited for.
-    async lockAsCodeIgniter(id) {
+    // DatabaseHandler: GET_LOCK(md5('<id>'), 300), md5('<id>_<ip>') under matchIP; here tried
+    // rather than waited for.
+    async lockAsCodeIgniter(id, ip) {
       const [, locker] = await connecting;
-      const [rows] = await locker.query('SELECT GET_LOCK(MD5(?), 0) AS locked', [id]);
+      const name = ip === undefined ? id : `${id}_${ip}`;
+      const [rows] = await locker.query('SELECT GET_LOCK(MD5(?), 0) AS locked', [name]);
       return Number((rows as { locked: number }[])[0]?.locked) === 1;
     },
-    async unlockAsCodeIgniter(id) {
+    async unlockAsCodeIgniter(id, ip) {
       const [, locker] = await connecting;
-      await locker.query('DO RELEASE_LOCK(MD5(?))', [id]);
+      await locker.query('DO RELEASE_LOCK(MD5(?))', [ip === undefined ? id : `${id}_${ip}`]);
     },
     // 4.1.3 writes the text 'now()' into the timestamp, which MariaDB, outside strict mode (as
     // CodeIgniter's MySQLi driver connects), stores as the zero date.

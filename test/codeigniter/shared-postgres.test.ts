@@ -49,11 +49,11 @@ databaseLayoutSuite('PostgreSQL', skip, () => {
   return {
     driver: 'postgres',
     url: URL,
-    async createTable(kind) {
+    async createTable(kind, matchIP) {
       await connected;
       const table =
         kind === 'codeigniter'
-          ? await createPostgresCodeIgniterTable(client)
+          ? await createPostgresCodeIgniterTable(client, matchIP)
           : `keepsake_own_${randomBytes(4).toString('hex')}`;
       if (kind === 'keepsake') await client.query(sessionTableSql({ dialect: 'postgres', table }));
       tables.push(table);
@@ -71,15 +71,24 @@ databaseLayoutSuite('PostgreSQL', skip, () => {
         ? null
         : { ip: row.ip, timestamp: row.timestamp, secondsAgo: row.seconds_ago };
     },
-    // DatabaseHandler: pg_advisory_lock(hashtext('<id>')), here tried rather than waited for.
-    async lockAsCodeIgniter(id) {
-      const { rows } = await locker.query('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
-        id,
-      ]);
+    // DatabaseHandler: pg_advisory_lock(hashtext('<id>')), with hashtext('<ip>') as the second
+    // key under matchIP; here tried rather than waited for.
+    async lockAsCodeIgniter(id, ip) {
+      const { rows } = await locker.query(
+        ip === undefined
+          ? 'SELECT pg_try_advisory_lock(hashtext($1)) AS locked'
+          : 'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked',
+        ip === undefined ? [id] : [id, ip],
+      );
       return (rows[0] as { locked: boolean }).locked;
     },
-    async unlockAsCodeIgniter(id) {
-      await locker.query('SELECT pg_advisory_unlock(hashtext($1))', [id]);
+    async unlockAsCodeIgniter(id, ip) {
+      await locker.query(
+        ip === undefined
+          ? 'SELECT pg_advisory_unlock(hashtext($1))'
+          : 'SELECT pg_advisory_unlock(hashtext($1), hashtext($2))',
+        ip === undefined ? [id] : [id, ip],
+      );
     },
     // 4.1.3 writes the text 'now()', which PostgreSQL reads as the current time.
     codeIgniterTimestamp: /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/,
