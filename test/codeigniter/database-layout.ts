@@ -38,55 +38,73 @@ export function databaseLayoutSuite(
   skip: string | false,
   server: () => LayoutServer,
 ) {
-  describe(`database in CodeIgniter's layout on ${name}`, { skip }, () => {
-    let db: LayoutServer;
-    let table: string;
-    let app: CodeIgniterApp;
-    let manager: SessionManager;
-
+  /** CodeIgniter's table, a CodeIgniter app and a keepsake manager on it, for one describe(). */
+  function shared(matchIP: boolean) {
+    const fixture = {} as {
+      db: LayoutServer;
+      table: string;
+      app: CodeIgniterApp;
+      manager: SessionManager;
+    };
     before(async () => {
-      db = server();
-      table = await db.createTable('codeigniter');
-      app = await startCodeIgniter({ driver: db.driver, savePath: table, ini: PHP_ID_INI });
-      manager = new SessionManager({
-        driver: database({ connection: db.url, table, layout: 'codeigniter' }),
+      fixture.db = server();
+      const table = await fixture.db.createTable('codeigniter', matchIP);
+      fixture.table = table;
+      fixture.app = await startCodeIgniter({
+        driver: fixture.db.driver,
+        savePath: table,
+        matchIP,
+        ini: PHP_ID_INI,
+      });
+      fixture.manager = new SessionManager({
+        driver: database({ connection: fixture.db.url, table, layout: 'codeigniter' }),
         sessionId: PHP_ID_FORMAT,
         gcProbability: 0,
+        matchIP,
         lockWait: 600,
       });
-      await manager.ready();
+      await fixture.manager.ready();
     });
     after(async () => {
-      await manager?.shutdown();
-      await app?.stop();
-      await db?.dropTables();
-      await db?.close();
+      await fixture.manager?.shutdown();
+      await fixture.app?.stop();
+      await fixture.db?.dropTables();
+      await fixture.db?.close();
     });
+    return fixture;
+  }
+
+  describe(`database in CodeIgniter's layout on ${name}`, { skip }, () => {
+    const fixture = shared(false);
 
     async function phpLogin(): Promise<string> {
-      const response = await fetch(`${app.url}/keepsake/login?user=zoe`);
-      assert.equal(response.status, 200, await app.logs());
+      const response = await fetch(`${fixture.app.url}/keepsake/login?user=zoe`);
+      assert.equal(response.status, 200, await fixture.app.logs());
       const body = (await response.json()) as { id: string };
       return body.id;
     }
 
     async function onNode<T>(id: string, ip: string, work: (session: Session) => T): Promise<T> {
-      const session = await manager.start({ cookieHeader: `ci_session=${id}`, ip, ajax: false });
+      const session = await fixture.manager.start({
+        cookieHeader: `ci_session=${id}`,
+        ip,
+        ajax: false,
+      });
       const result = work(session);
-      await manager.commit(session);
+      await fixture.manager.commit(session);
       return result;
     }
 
     it("reads the row CodeIgniter wrote, and stores the client's address and the time in it", async () => {
       const id = await phpLogin();
-      const written = await db.row(table, id);
-      assert.match(written?.timestamp ?? '', db.codeIgniterTimestamp);
+      const written = await fixture.db.row(fixture.table, id);
+      assert.match(written?.timestamp ?? '', fixture.db.codeIgniterTimestamp);
       const user = await onNode(id, '10.9.8.7', (session) => {
         session.set('seen', 'node');
         return session.get('user');
       });
       assert.deepEqual(user, { name: 'zoe', loggedIn: true });
-      const rewritten = await db.row(table, id);
+      const rewritten = await fixture.db.row(fixture.table, id);
       // As CodeIgniter's update, keepsake's leaves the address the row was created from.
       assert.equal(rewritten?.ip, '127.0.0.1');
       assert.ok(
@@ -94,16 +112,20 @@ export function databaseLayoutSuite(
         JSON.stringify(rewritten),
       );
       // A session created on Node records its client's address, though matchIP is off.
-      const created = await manager.start({ cookieHeader: undefined, ip: '10.9.8.7', ajax: false });
+      const created = await fixture.manager.start({
+        cookieHeader: undefined,
+        ip: '10.9.8.7',
+        ajax: false,
+      });
       created.set('user', { name: 'yan', loggedIn: true });
-      await manager.commit(created);
-      const inserted = await db.row(table, created.id);
+      await fixture.manager.commit(created);
+      const inserted = await fixture.db.row(fixture.table, created.id);
       assert.equal(inserted?.ip, '10.9.8.7');
       assert.ok(
         inserted?.secondsAgo !== null && Math.abs(inserted?.secondsAgo ?? 99) <= 5,
         JSON.stringify(inserted),
       );
-      const onPhp = await fetch(`${app.url}/keepsake/read`, {
+      const onPhp = await fetch(`${fixture.app.url}/keepsake/read`, {
         headers: { cookie: `ci_session=${created.id}` },
       });
       const state = (await onPhp.json()) as { session: Record<string, unknown> };
@@ -112,33 +134,33 @@ export function databaseLayoutSuite(
 
     it("waits for CodeIgniter's lock, and holds one CodeIgniter waits for", async () => {
       const id = await phpLogin();
-      assert.equal(await db.lockAsCodeIgniter(id), true);
+      assert.equal(await fixture.db.lockAsCodeIgniter(id), true);
       try {
         await assert.rejects(
-          manager.start({ cookieHeader: `ci_session=${id}`, ip: '127.0.0.1', ajax: false }),
+          fixture.manager.start({ cookieHeader: `ci_session=${id}`, ip: '127.0.0.1', ajax: false }),
           /lock/i,
         );
       } finally {
-        await db.unlockAsCodeIgniter(id);
+        await fixture.db.unlockAsCodeIgniter(id);
       }
-      const session = await manager.start({
+      const session = await fixture.manager.start({
         cookieHeader: `ci_session=${id}`,
         ip: '127.0.0.1',
         ajax: false,
       });
       try {
-        assert.equal(await db.lockAsCodeIgniter(id), false);
+        assert.equal(await fixture.db.lockAsCodeIgniter(id), false);
       } finally {
-        await manager.commit(session);
+        await fixture.manager.commit(session);
       }
-      assert.equal(await db.lockAsCodeIgniter(id), true);
-      await db.unlockAsCodeIgniter(id);
+      assert.equal(await fixture.db.lockAsCodeIgniter(id), true);
+      await fixture.db.unlockAsCodeIgniter(id);
     });
 
     it("refuses keepsake's own table, and keepsake's layout refuses CodeIgniter's", async () => {
-      const own = await db.createTable('keepsake');
+      const own = await fixture.db.createTable('keepsake');
       const wrongLayout = new SessionManager({
-        driver: database({ connection: db.url, table: own, layout: 'codeigniter' }),
+        driver: database({ connection: fixture.db.url, table: own, layout: 'codeigniter' }),
       });
       await assert.rejects(
         wrongLayout.ready(),
@@ -147,7 +169,9 @@ export function databaseLayoutSuite(
           /layout: 'codeigniter' needs CodeIgniter's session table/.test(error.message),
       );
       await wrongLayout.shutdown();
-      const wrongTable = new SessionManager({ driver: database({ connection: db.url, table }) });
+      const wrongTable = new SessionManager({
+        driver: database({ connection: fixture.db.url, table: fixture.table }),
+      });
       await assert.rejects(
         wrongTable.ready(),
         (error: unknown) =>
@@ -158,54 +182,27 @@ export function databaseLayoutSuite(
   });
 
   describe(`database in CodeIgniter's layout on ${name}, with matchIP`, { skip }, () => {
-    let db: LayoutServer;
-    let app: CodeIgniterApp;
-    let manager: SessionManager;
-
-    before(async () => {
-      db = server();
-      const table = await db.createTable('codeigniter', true);
-      app = await startCodeIgniter({
-        driver: db.driver,
-        savePath: table,
-        matchIP: true,
-        ini: PHP_ID_INI,
-      });
-      manager = new SessionManager({
-        driver: database({ connection: db.url, table, layout: 'codeigniter' }),
-        sessionId: PHP_ID_FORMAT,
-        gcProbability: 0,
-        matchIP: true,
-        lockWait: 600,
-      });
-      await manager.ready();
-    });
-    after(async () => {
-      await manager?.shutdown();
-      await app?.stop();
-      await db?.dropTables();
-      await db?.close();
-    });
+    const fixture = shared(true);
 
     it("shares the session of the address CodeIgniter bound it to, under CodeIgniter's lock of ID and address", async () => {
-      const response = await fetch(`${app.url}/keepsake/login?user=una`);
-      assert.equal(response.status, 200, await app.logs());
+      const response = await fetch(`${fixture.app.url}/keepsake/login?user=una`);
+      assert.equal(response.status, 200, await fixture.app.logs());
       const { id } = (await response.json()) as { id: string };
       const request = (ip: string) => ({ cookieHeader: `ci_session=${id}`, ip, ajax: false });
-      const session = await manager.start(request('127.0.0.1'));
+      const session = await fixture.manager.start(request('127.0.0.1'));
       try {
         assert.deepEqual(session.get('user'), { name: 'una', loggedIn: true });
-        assert.equal(await db.lockAsCodeIgniter(id, '127.0.0.1'), false);
+        assert.equal(await fixture.db.lockAsCodeIgniter(id, '127.0.0.1'), false);
         // Another address is another session, under another lock.
-        assert.equal(await db.lockAsCodeIgniter(id, '10.0.0.1'), true);
-        await db.unlockAsCodeIgniter(id, '10.0.0.1');
+        assert.equal(await fixture.db.lockAsCodeIgniter(id, '10.0.0.1'), true);
+        await fixture.db.unlockAsCodeIgniter(id, '10.0.0.1');
       } finally {
-        await manager.commit(session);
+        await fixture.manager.commit(session);
       }
-      const elsewhere = await manager.start(request('10.0.0.1'));
+      const elsewhere = await fixture.manager.start(request('10.0.0.1'));
       assert.equal(elsewhere.get('user'), null);
       assert.notEqual(elsewhere.id, id);
-      await manager.commit(elsewhere);
+      await fixture.manager.commit(elsewhere);
     });
   });
 }
