@@ -210,21 +210,13 @@ export class RequestLifecycle implements SessionInternals {
     const lifetimeSeconds = this.#storeLifetime();
     try {
       let payload: string;
-      const changed = () => payload !== this.#storedPayload;
       try {
-        payload = this.#payload();
-        if (
-          this.#meta.user !== undefined &&
-          (changed() || this.#dueForTouch() || this.#indexDue())
-        ) {
-          // A bound session records when it was last active, so its touch is a write.
-          payload = await this.#beforeBoundWrite(held.lock.key);
-        }
+        payload = await this.#boundPayload(held.lock.key);
       } catch (error) {
         await this.#giveBack(held.lock);
         throw error;
       }
-      if (changed())
+      if (payload !== this.#storedPayload)
         await protocol.write(held.lock, this.#encode(payload, this.id), lifetimeSeconds);
       else if (this.#dueForTouch())
         await protocol.touch(held.lock, this.#encode(payload, this.id), lifetimeSeconds);
@@ -266,14 +258,18 @@ export class RequestLifecycle implements SessionInternals {
   }
 
   /**
-   * Before a bound session is written under `key`: records it in its user's index when due (an
-   * entry is always written before the session it names, so revokeAll never misses a live
-   * session), and stamps it active. Answers the payload to write.
+   * The payload to store under `key`. A bound session is first stamped active, to the precision
+   * of a touch (so a request that changes nothing writes no more often than it would touch), and
+   * recorded in its user's index when that is due: an entry is always written before the session
+   * it names, so revokeAll never misses a live session.
    */
-  async #beforeBoundWrite(key: SessionKey): Promise<string> {
+  async #boundPayload(key: SessionKey): Promise<string> {
+    if (this.#meta.user === undefined) return this.#payload();
     const now = nowSeconds(this.clock);
+    const { active } = this.#meta;
+    const precision = Math.max(1, this.#context.touchAfter * this.#storeLifetime());
+    if (active === undefined || now - active >= precision) this.#meta.active = now;
     if (this.#indexDue()) await this.#index(key, now);
-    this.#meta.active = now;
     return this.#payload();
   }
 
@@ -345,13 +341,12 @@ export class RequestLifecycle implements SessionInternals {
         // 128 random bits never collide in practice; if they do, the stored session is not ours.
         if (taken.payload === null && taken.unreadable === undefined) {
           let stored = payload;
-          if (this.#meta.user !== undefined) {
-            try {
-              stored = await this.#beforeBoundWrite(taken.held.lock.key);
-            } catch (error) {
-              await this.#giveBack(taken.held.lock);
-              throw error;
-            }
+          try {
+            if (this.#meta.user !== undefined)
+              stored = await this.#boundPayload(taken.held.lock.key);
+          } catch (error) {
+            await this.#giveBack(taken.held.lock);
+            throw error;
           }
           await protocol.write(taken.held.lock, this.#encode(stored, this.id), lifetimeSeconds);
           publish.sessionCreated(this.#context.driverName);
@@ -744,7 +739,9 @@ export class RequestLifecycle implements SessionInternals {
       if (assertStorable(key, value)) holdsDates = true;
     });
     const meta = this.#meta;
-    const data = isEmptyMeta(meta) ? this.data : new Map(this.data).set(META_KEY, meta);
+    const data = isEmptyMeta(meta)
+      ? this.data
+      : new Map(this.data).set(META_KEY, canonicalMeta(meta));
     const payload = serializeWithin(data, holdsDates, 'the session');
     const limit = this.#context.maxPayloadBytes;
     // Each UTF-16 unit is at most 3 UTF-8 bytes: only a long payload needs counting.
@@ -824,6 +821,19 @@ function pick(details: BindingDetails | undefined): BindingDetails {
   if (typeof details?.clientIp === 'string') picked.clientIp = details.clientIp;
   if (typeof details?.userAgent === 'string') picked.userAgent = details.userAgent;
   return picked;
+}
+
+/** The meta in one key order, so an unchanged session serializes to the same payload. */
+function canonicalMeta(meta: SessionMeta): SessionMeta {
+  const { created, lifetime, user, handle, indexedAt, active } = meta;
+  const ordered: SessionMeta = {};
+  if (created !== undefined) ordered.created = created;
+  if (lifetime !== undefined) ordered.lifetime = lifetime;
+  if (user !== undefined) ordered.user = user;
+  if (handle !== undefined) ordered.handle = handle;
+  if (indexedAt !== undefined) ordered.indexedAt = indexedAt;
+  if (active !== undefined) ordered.active = active;
+  return ordered;
 }
 
 function isEmptyMeta(meta: SessionMeta): boolean {

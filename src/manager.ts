@@ -25,7 +25,7 @@ export interface UserSession {
   /** Names the session in `revoke({ userId, handle })`; the same as its `session.boundUser().handle`. Not its ID. */
   readonly handle: string;
   readonly created: Date;
-  /** Its last write or touch: exact for requests that change the session, else within `touchAfter` of its lifetime. */
+  /** Its last request, to within `touchAfter` of its lifetime (as precise as its touches). */
   readonly lastActive: Date;
   /** What the app recorded with bindUser(), if anything. */
   readonly clientIp?: string;
