@@ -49,3 +49,8 @@ export function touchItem(key: string, exptime: number): Command {
 export function deleteItem(key: string, cas: string | null): Command {
   return { line: cas === null ? `md ${key}` : `md ${key} C${cas}` };
 }
+
+/** Stores the item whatever is there (set mode): HD c<cas>. */
+export function setItem(key: string, value: Buffer, seconds: number): Command {
+  return { line: `ms ${key} ${value.length} T${seconds} c`, value };
+}
