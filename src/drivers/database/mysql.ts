@@ -16,6 +16,7 @@ import {
   sqlErrorFields,
   type TableShape,
 } from './session-table.js';
+import { tombstoneSql } from './tombstone.js';
 
 interface ResultHeader {
   readonly affectedRows: number;
@@ -179,11 +180,10 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
         ...values,
         this.#name(key),
       ])) as Row[];
-      return rows[0]?.ip_address === key.ip;
+      return rows[0]?.ip_address === key.ip && Number(rows[0]?.revoked) !== 1;
     }
     await this.#on(on, this.#sql.write, values);
-    await this.unlock(on, key);
-    return true;
+    return !(await this.#unlockFindingTombstone(on, key));
   }
 
   async touch(
@@ -191,7 +191,7 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     key: RowKey,
     timestamp: number,
     liveAfter: number,
-  ): Promise<'touched' | 'missing'> {
+  ): Promise<'touched' | 'missing' | 'revoked'> {
     const header = (await this.#on(on, this.#sql.touch, [
       this.#name(key),
       timestamp,
@@ -200,12 +200,19 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
       key.ip,
       liveAfter,
     ])) as ResultHeader;
-    return matchedRows(header) > 0 ? 'touched' : 'missing';
+    if (matchedRows(header) > 0) return 'touched';
+    // Rare (the session expired or was revoked while held), so the hot path keeps one statement.
+    const revoked = (await this.#on(on, this.#sql.unlockIfTombstone, [
+      this.#name(key),
+      key.id,
+      key.ip,
+    ])) as Row[];
+    return revoked.length > 0 ? 'revoked' : 'missing';
   }
 
-  async destroy(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
+  async destroy(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<boolean> {
     await this.#on(on, this.#sql.destroy, [key.id, key.ip]);
-    await this.unlock(on, key);
+    return !(await this.#unlockFindingTombstone(on, key));
   }
 
   async discard(
@@ -215,6 +222,22 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
   ): Promise<void> {
     await this.#on(on, this.#sql.discard, [key.id, key.ip, liveAfter]);
     await this.unlock(on, key);
+  }
+
+  async revoke(key: RowKey, tombstone: Buffer, timestamp: number): Promise<void> {
+    await run(this.#pool, {
+      sql: this.#sql.revoke,
+      values: [key.id, key.ip, timestamp, tombstone],
+      timeout: this.#options.ioTimeoutMs,
+    });
+  }
+
+  async clearTombstone(
+    on: LockConnection<MysqlLockClient>,
+    key: RowKey,
+    tombstone: Buffer,
+  ): Promise<void> {
+    await this.#on(on, this.#sql.clearTombstone, [key.id, key.ip, tombstone]);
   }
 
   async unlock(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
@@ -252,6 +275,22 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     return MISSING_TABLE_ERRNOS.has(Number(sqlErrorFields(error).errno));
   }
 
+  /**
+   * Releases the lock after a change that refused a tombstone, in the statement that would have
+   * released it anyway; answers whether the row is a tombstone (the session was revoked).
+   */
+  async #unlockFindingTombstone(
+    on: LockConnection<MysqlLockClient>,
+    key: RowKey,
+  ): Promise<boolean> {
+    const rows = (await this.#on(on, this.#sql.unlockFindingTombstone, [
+      this.#name(key),
+      key.id,
+      key.ip,
+    ])) as Row[];
+    return Number(rows[0]?.revoked) === 1;
+  }
+
   #on(on: LockConnection<MysqlLockClient>, sql: string, values: unknown[]): Promise<unknown> {
     return on.run((client) => run(client, { sql, values }));
   }
@@ -277,11 +316,17 @@ function matchedRows(header: ResultHeader): number {
 
 function statements(table: string) {
   const slot = 'id = ? AND ip_address = ?';
-  // A row of another IP under a key of id alone is left as it is (see write()).
-  const write = `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ?, ?)
+  // A revoked session's row (see tombstone.ts).
+  const tombstone = tombstoneSql('mysql', 'data');
+  const upsert = (
+    change: string,
+  ) => `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ?, ?)
       ON DUPLICATE KEY UPDATE
-        data = IF(ip_address = VALUES(ip_address), VALUES(data), data),
-        \`timestamp\` = IF(ip_address = VALUES(ip_address), VALUES(\`timestamp\`), \`timestamp\`)`;
+        data = IF(${change}, VALUES(data), data),
+        \`timestamp\` = IF(${change}, VALUES(\`timestamp\`), \`timestamp\`)`;
+  // A row of another IP under a key of id alone is left as it is (see write()), and so is a
+  // tombstone. The assignments run in order, so the second sees the first's data: both change, or neither.
+  const write = upsert(`ip_address = VALUES(ip_address) AND NOT ${tombstone}`);
   return {
     // One row whatever is stored: GET_LOCK runs exactly once, and the session is read with a
     // locking read (see the class comment).
@@ -289,15 +334,24 @@ function statements(table: string) {
       FROM (SELECT 1) AS one LEFT JOIN ${table} AS s ON s.id = ? AND s.ip_address = ?
       LOCK IN SHARE MODE`,
     write,
-    writeReturning: `${write} RETURNING ip_address, RELEASE_LOCK(?) AS released`,
+    writeReturning: `${write} RETURNING ip_address, ${tombstone} AS revoked, RELEASE_LOCK(?) AS released`,
     // Both branches set the same value: the IF only makes the release part of the assignment,
     // which runs for a matched (and so already locked) row only; a missing session keeps the lock.
     touch: `UPDATE ${table} SET \`timestamp\` = IF(RELEASE_LOCK(?), ?, ?)
-      WHERE ${slot} AND \`timestamp\` > ?`,
-    destroy: `DELETE FROM ${table} WHERE ${slot}`,
-    // The lock was taken where no live session was: a session expired by now goes with it.
-    discard: `DELETE FROM ${table} WHERE ${slot} AND \`timestamp\` <= ?`,
+      WHERE ${slot} AND \`timestamp\` > ? AND NOT ${tombstone}`,
+    // Releases the lock only where the session was revoked (a row then comes back).
+    unlockIfTombstone: `SELECT RELEASE_LOCK(?) AS released FROM ${table} WHERE ${slot} AND ${tombstone}`,
+    // A tombstone stays, for the next holder to clear.
+    destroy: `DELETE FROM ${table} WHERE ${slot} AND NOT ${tombstone}`,
+    // The lock was taken where no live session was: a session expired by now goes with it, and so
+    // does a tombstone.
+    discard: `DELETE FROM ${table} WHERE ${slot} AND (\`timestamp\` <= ? OR ${tombstone})`,
+    // Without the lock: the holder, if any, is fenced by the tombstone its statements refuse to change.
+    revoke: upsert('ip_address = VALUES(ip_address)'),
+    clearTombstone: `DELETE FROM ${table} WHERE ${slot} AND data = ?`,
     unlock: 'DO RELEASE_LOCK(?)',
+    unlockFindingTombstone: `SELECT RELEASE_LOCK(?) AS released,
+      EXISTS (SELECT 1 FROM ${table} WHERE ${slot} AND ${tombstone}) AS revoked`,
     holds: 'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS held',
     peek: `SELECT data FROM ${table} WHERE ${slot} AND \`timestamp\` > ?`,
     deleteIdle: `DELETE FROM ${table} WHERE \`timestamp\` < ?`,
