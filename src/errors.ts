@@ -79,9 +79,9 @@ export class SessionLockLostError extends SessionStoreError {
       driver,
       operation,
       new Error(
-        `the session lock expired before the ${operation} (this process stalled for longer than lockTtl, ${lockTtlMs} ms); ` +
+        `the session lock was lost before the ${operation}: the session was revoked (manager.revoke or revokeAll), or this process stalled for longer than lockTtl (${lockTtlMs} ms) and its lock expired; ` +
           'another request may own the session now, so nothing was changed rather than overwrite or revive its data. ' +
-          'Raise lockTtl if the event loop stalls for that long.',
+          'After a revocation this is expected; otherwise raise lockTtl if the event loop stalls for that long.',
       ),
       'KEEPSAKE_LOCK_LOST',
     );

@@ -19,6 +19,18 @@ export {
   SessionValueError,
 } from './errors.js';
 export type { SessionLogger } from './log.js';
-export { createSessionManager, type RequestInfo, SessionManager } from './manager.js';
+export {
+  createSessionManager,
+  type RequestInfo,
+  SessionManager,
+  type UserSession,
+} from './manager.js';
 export type { SessionValue } from './serializer.js';
-export { type AppSessionData, Session, type SessionData, type SessionDataMap } from './session.js';
+export {
+  type AppSessionData,
+  type BindingDetails,
+  type BoundUser,
+  Session,
+  type SessionData,
+  type SessionDataMap,
+} from './session.js';

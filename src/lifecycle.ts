@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type CacheLimiter, cacheHeaders } from './cache-limiter.js';
 import { type Clock, nowSeconds } from './clock.js';
 import {
@@ -36,8 +37,9 @@ import {
   serialize,
   serializeWithin,
 } from './serializer.js';
-import type { SessionInternals, SessionState } from './session.js';
+import type { BindingDetails, BoundUser, SessionInternals, SessionState } from './session.js';
 import type { StorageIds } from './storage-key.js';
+import { INDEX_KEY, type IndexEntry, type UserIndex } from './user-index.js';
 
 /** What an adapter tells the manager about a request. */
 export interface RequestInfo {
@@ -82,6 +84,8 @@ export interface LifecycleContext {
   readonly cipher: PayloadCipher | undefined;
   /** Maps session IDs to store keys. */
   readonly storageIds: StorageIds;
+  /** Each user's sessions, for bindUser(), sessionsOf() and revocation. */
+  readonly userIndex: UserIndex;
   /** Seconds the store keeps a browser session (a session whose own lifetime is 0). */
   readonly browserSessionLifetimeSeconds: number;
   /** Store (and send the cookie of) a new session that holds no userdata, as CodeIgniter does. */
@@ -95,7 +99,7 @@ export interface LifecycleContext {
 }
 
 /** Top-level key of the record left under an old ID after a regeneration: where the session went. */
-const MOVED_KEY = '__keepsake_moved';
+export const MOVED_KEY = '__keepsake_moved';
 const MAX_MOVES_FOLLOWED = 3;
 
 /** A store lock with its place in the in-process queue. */
@@ -144,6 +148,10 @@ export class RequestLifecycle implements SessionInternals {
   #meta: SessionMeta = {};
   /** setLifetime() changed the cookie's Max-Age: the cookie goes out again. */
   #lifetimeChanged = false;
+  /** What bindUser() asked to record in the user's index, until the commit records it. */
+  #binding: BindingDetails | undefined;
+  /** The user and handle this session was bound to before bindUser() bound it to another. */
+  #unbound: { readonly user: string; readonly handle: string } | undefined;
   /**
    * A new session the store has not heard of: its ID is neither locked nor stored until commit
    * finds userdata to store. Nobody else can know the ID before its cookie goes out, so nothing
@@ -200,16 +208,14 @@ export class RequestLifecycle implements SessionInternals {
     const held = this.#held;
     this.#held = undefined;
     if (held === undefined) return;
-    const { protocol, logger } = this.#context;
+    const { protocol } = this.#context;
     const lifetimeSeconds = this.#storeLifetime();
     try {
       let payload: string;
       try {
-        payload = this.#payload();
+        payload = await this.#boundPayload(held.lock.key);
       } catch (error) {
-        await protocol.release(held.lock).catch((releaseError: unknown) => {
-          logger.error('keepsake: releasing the lock of an unsaved session failed', releaseError);
-        });
+        await this.#giveBack(held.lock);
         throw error;
       }
       if (payload !== this.#storedPayload)
@@ -233,6 +239,81 @@ export class RequestLifecycle implements SessionInternals {
     const lifetimeSeconds = this.#storeLifetime();
     if (this.#expiresInMs === undefined || touchAfter === 0) return true;
     return this.#expiresInMs <= lifetimeSeconds * 1000 * (1 - touchAfter);
+  }
+
+  /** Releases the lock of a session that will not be saved; a failure to release is logged. */
+  async #giveBack(lock: HeldLock): Promise<void> {
+    await this.#context.protocol.release(lock).catch((releaseError: unknown) => {
+      this.#context.logger.error(
+        'keepsake: releasing the lock of an unsaved session failed',
+        releaseError,
+      );
+    });
+  }
+
+  /** Whether the user's index must record this session again before it is written. */
+  #indexDue(): boolean {
+    const { indexedAt } = this.#meta;
+    if (this.#binding !== undefined || this.#lifetimeChanged || indexedAt === undefined)
+      return true;
+    return nowSeconds(this.clock) - indexedAt > this.#storeLifetime();
+  }
+
+  /**
+   * The payload to store under `key`. A bound session is first stamped active, to the precision
+   * of a touch (so a request that changes nothing writes no more often than it would touch), and
+   * recorded in its user's index when that is due: an entry is always written before the session
+   * it names, so revokeAll never misses a live session.
+   */
+  async #boundPayload(key: SessionKey): Promise<string> {
+    if (this.#meta.user === undefined) return this.#payload();
+    const now = nowSeconds(this.clock);
+    const { active } = this.#meta;
+    const precision = Math.max(1, this.#context.touchAfter * this.#storeLifetime());
+    if (active === undefined || now - active >= precision) this.#meta.active = now;
+    if (this.#indexDue()) await this.#index(key, now);
+    return this.#payload();
+  }
+
+  /** Records (or moves) this session's entry in its user's index, under store key `key`. */
+  async #index(key: SessionKey, now: number): Promise<void> {
+    const { user, handle } = this.#meta;
+    if (user === undefined || handle === undefined) return;
+    const { userIndex } = this.#context;
+    const unbound = this.#unbound;
+    if (unbound !== undefined) {
+      await userIndex.update(unbound.user, (entries) => entries.delete(unbound.handle));
+      this.#unbound = undefined;
+    }
+    const binding = this.#binding;
+    const lifetime = this.#storeLifetime();
+    await userIndex.update(user, (entries) => {
+      const before = entries.get(handle);
+      const entry: IndexEntry = {
+        key: key.id,
+        ip: key.ip,
+        created: this.#meta.created ?? before?.created ?? now,
+        indexedAt: now,
+        lifetime,
+        ...(binding === undefined ? pick(before) : pick(binding)),
+      };
+      entries.set(handle, entry);
+    });
+    this.#meta.indexedAt = now;
+    this.#binding = undefined;
+  }
+
+  /** Takes this session's entry out of its user's index (after a destroy); a failure only leaves a dead entry. */
+  async #unindex(): Promise<void> {
+    const { user, handle } = this.#meta;
+    if (user === undefined || handle === undefined) return;
+    await this.#context.userIndex
+      .update(user, (entries) => entries.delete(handle))
+      .catch((error: unknown) =>
+        this.#context.logger.warn(
+          `keepsake: removing a destroyed session from its user's index failed (${error instanceof Error ? error.message : String(error)}); sessionsOf() skips it, and the entry expires`,
+        ),
+      );
   }
 
   /** Whether this is a session worth storing: it holds userdata, or empty sessions are kept too. */
@@ -261,7 +342,15 @@ export class RequestLifecycle implements SessionInternals {
       try {
         // 128 random bits never collide in practice; if they do, the stored session is not ours.
         if (taken.payload === null && taken.unreadable === undefined) {
-          await protocol.write(taken.held.lock, this.#encode(payload, this.id), lifetimeSeconds);
+          let stored = payload;
+          try {
+            if (this.#meta.user !== undefined)
+              stored = await this.#boundPayload(taken.held.lock.key);
+          } catch (error) {
+            await this.#giveBack(taken.held.lock);
+            throw error;
+          }
+          await protocol.write(taken.held.lock, this.#encode(stored, this.id), lifetimeSeconds);
           publish.sessionCreated(this.#context.driverName);
           return;
         }
@@ -290,6 +379,33 @@ export class RequestLifecycle implements SessionInternals {
     }
     this.#meta.lifetime = seconds;
     this.#lifetimeChanged = true;
+  }
+
+  bindUser(userId: string, details: BindingDetails = {}): void {
+    if (this.state !== 'open')
+      throw new SessionClosedError(this.state, 'bind the session to a user');
+    if (typeof userId !== 'string' || userId === '') {
+      throw new TypeError(
+        `keepsake: bindUser() takes the user's ID as a non-empty string (String(user.id)), got ${userId === '' ? 'an empty string' : typeof userId}.`,
+      );
+    }
+    const { user, handle } = this.#meta;
+    if (
+      user !== undefined &&
+      handle !== undefined &&
+      user !== userId &&
+      this.#unbound === undefined
+    )
+      this.#unbound = { user, handle };
+    if (user !== userId) this.#meta.handle = randomBytes(8).toString('hex');
+    this.#meta.user = userId;
+    this.#meta.created ??= nowSeconds(this.clock);
+    this.#binding = pick(details);
+  }
+
+  boundUser(): BoundUser | null {
+    const { user, handle } = this.#meta;
+    return user === undefined || handle === undefined ? null : { userId: user, handle };
   }
 
   /** Seconds the store keeps this session after this request. */
@@ -362,6 +478,16 @@ export class RequestLifecycle implements SessionInternals {
     const old = this.#held;
     const oldId = this.id;
     const fresh = await this.#takeFreshId();
+    if (this.#meta.user !== undefined) {
+      // The new ID is in the user's index before the old one leads to it: a revokeAll at any
+      // moment reaches one or the other.
+      try {
+        await this.#index(fresh.held.lock.key, now);
+      } catch (error) {
+        await this.#release(fresh.held);
+        throw error;
+      }
+    }
     this.#held = fresh.held;
     this.#storedPayload = null;
     this.id = fresh.id;
@@ -409,6 +535,7 @@ export class RequestLifecycle implements SessionInternals {
     } finally {
       held.releaseQueue();
     }
+    await this.#unindex();
     publish.sessionDestroyed(this.#context.driverName);
     logger.debug(`keepsake: destroyed session ${this.id.slice(0, 8)}…`);
   }
@@ -435,7 +562,7 @@ export class RequestLifecycle implements SessionInternals {
       const payload = await this.#context.protocol.peek(this.#key(id));
       if (payload === null) return;
       const data = this.#parse(payload, id);
-      if (data === undefined) return;
+      if (data === undefined || data.has(INDEX_KEY)) return;
       const movedTo = this.#movedTo(data, id);
       if (movedTo === null) {
         const meta = takeMeta(data);
@@ -465,6 +592,11 @@ export class RequestLifecycle implements SessionInternals {
         break;
       }
       const data = this.#parse(taken.payload, id);
+      if (data?.has(INDEX_KEY)) {
+        // A user's index under a key a cookie named: not a session, and left as it is.
+        await this.#releaseHeld();
+        break;
+      }
       const movedTo = data === undefined ? undefined : this.#movedTo(data, id);
       if (data === undefined || movedTo === false) {
         // A corrupt record is replaced by a fresh session, never served or kept.
@@ -609,10 +741,9 @@ export class RequestLifecycle implements SessionInternals {
       if (assertStorable(key, value)) holdsDates = true;
     });
     const meta = this.#meta;
-    const data =
-      meta.created === undefined && meta.lifetime === undefined
-        ? this.data
-        : new Map(this.data).set(META_KEY, meta);
+    const data = isEmptyMeta(meta)
+      ? this.data
+      : new Map(this.data).set(META_KEY, canonicalMeta(meta));
     const payload = serializeWithin(data, holdsDates, 'the session');
     const limit = this.#context.maxPayloadBytes;
     // Each UTF-16 unit is at most 3 UTF-8 bytes: only a long payload needs counting.
@@ -627,7 +758,7 @@ export class RequestLifecycle implements SessionInternals {
   #encode(payload: string, id: string): string {
     const { cipher, maxPayloadBytes } = this.#context;
     if (cipher === undefined) return payload;
-    const envelope = cipher.encrypt(payload, id);
+    const envelope = cipher.encrypt(payload, this.#context.storageIds.of(id));
     if (envelope.length > maxPayloadBytes) {
       throw new SessionValueError(
         oversizeMessage('the encrypted session', envelope.length, maxPayloadBytes),
@@ -644,7 +775,7 @@ export class RequestLifecycle implements SessionInternals {
         this.#plaintext = stored;
         this.#staleKey = false;
       } else {
-        const { plaintext, staleKey } = cipher.decrypt(stored, id);
+        const { plaintext, staleKey } = cipher.decrypt(stored, this.#context.storageIds.of(id));
         this.#plaintext = plaintext;
         this.#staleKey = staleKey;
       }
@@ -688,4 +819,30 @@ export class RequestLifecycle implements SessionInternals {
       clientIp: this.#clientIp,
     };
   }
+}
+
+/** Only the details the app gave, without undefined values (they are stored as JSON). */
+function pick(details: BindingDetails | undefined): BindingDetails {
+  const picked: { clientIp?: string; userAgent?: string } = {};
+  if (typeof details?.clientIp === 'string') picked.clientIp = details.clientIp;
+  if (typeof details?.userAgent === 'string') picked.userAgent = details.userAgent;
+  return picked;
+}
+
+/** The meta in one key order, so an unchanged session serializes to the same payload. */
+function canonicalMeta(meta: SessionMeta): SessionMeta {
+  const { created, lifetime, user, handle, indexedAt, active } = meta;
+  const ordered: SessionMeta = {};
+  if (created !== undefined) ordered.created = created;
+  if (lifetime !== undefined) ordered.lifetime = lifetime;
+  if (user !== undefined) ordered.user = user;
+  if (handle !== undefined) ordered.handle = handle;
+  if (indexedAt !== undefined) ordered.indexedAt = indexedAt;
+  if (active !== undefined) ordered.active = active;
+  return ordered;
+}
+
+function isEmptyMeta(meta: SessionMeta): boolean {
+  for (const value of Object.values(meta)) if (value !== undefined) return false;
+  return true;
 }

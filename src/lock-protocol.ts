@@ -217,6 +217,31 @@ export class LockProtocol {
     );
   }
 
+  /**
+   * Ends a session now, whoever holds its lock, so that a request holding it cannot save it back
+   * (see SessionStore.revoke). A store without that primitive has the session's lock taken as a
+   * request takes it, waiting at most `waitMs`, and the session destroyed.
+   */
+  async revoke(key: SessionKey, waitMs: number): Promise<void> {
+    const revoke = this.#store.revoke?.bind(this.#store);
+    if (revoke === undefined) {
+      const { lock } = await this.acquire(key, waitMs);
+      await (lock.found ? this.destroy(lock) : this.release(lock));
+      return;
+    }
+    for (let failures = 0; ; failures += 1) {
+      try {
+        await this.#bounded(revoke(key));
+        this.#health.succeeded();
+        return;
+      } catch (error) {
+        if (!this.#isTransient(error) || failures >= TRANSIENT_RETRIES)
+          throw this.#storeError('revoke', error);
+        await sleep(FIRST_RETRY_MS * 2 ** failures);
+      }
+    }
+  }
+
   /** Reads without a lock. */
   async peek(key: SessionKey): Promise<string | null> {
     try {

@@ -1,14 +1,39 @@
+import { nowSeconds } from './clock.js';
 import { type ResolvedConfig, resolveConfig, type SessionConfig, storeLifetime } from './config.js';
 import { publish } from './diagnostics.js';
 import type { DriverContext, SessionDriver, SessionStore } from './drivers/contract.js';
 import { SessionStoreError } from './errors.js';
-import { type LifecycleContext, type RequestInfo, RequestLifecycle } from './lifecycle.js';
+import {
+  type LifecycleContext,
+  MOVED_KEY,
+  normalizeIp,
+  type RequestInfo,
+  RequestLifecycle,
+} from './lifecycle.js';
 import { LockProtocol } from './lock-protocol.js';
 import { KeyedQueue } from './locks.js';
+import { isPlainRecord, takeMeta } from './markers.js';
+import { deserialize } from './serializer.js';
 import { INTERNAL, Session, type SessionData } from './session.js';
 import { StoreHealth } from './store-health.js';
+import { UserIndex } from './user-index.js';
 
 export { normalizeIp, type RequestInfo } from './lifecycle.js';
+
+/** One of a user's live sessions, as `manager.sessionsOf()` lists it. */
+export interface UserSession {
+  /** Names the session in `revoke({ userId, handle })`; the same as its `session.boundUser().handle`. Not its ID. */
+  readonly handle: string;
+  readonly created: Date;
+  /** Its last request, to within `touchAfter` of its lifetime (as precise as its touches). */
+  readonly lastActive: Date;
+  /** What the app recorded with bindUser(), if anything. */
+  readonly clientIp?: string;
+  readonly userAgent?: string;
+}
+
+/** A regenerated session's old ID leads to its new one; revoking the old ID follows that far. */
+const MAX_MOVES_REVOKED = 3;
 
 /** Opening a driver (connect, check the table or directory) may take this many IO timeouts. */
 const OPEN_TIMEOUT_IO_TIMEOUTS = 3;
@@ -114,6 +139,132 @@ export class SessionManager {
     return lifecycleOf(session).cookies();
   }
 
+  /**
+   * The live sessions bound to `userId` (session.bindUser()), most recently active first: for a
+   * "your devices" page. Needs no index of its own in the store: it reads the user's index record
+   * and each session it names.
+   */
+  async sessionsOf(userId: string): Promise<UserSession[]> {
+    const context = this.#context ?? (await this.#open());
+    const entries = await context.userIndex.read(userId);
+    const listed = await Promise.all(
+      [...entries].map(async ([handle, entry]): Promise<UserSession | undefined> => {
+        const stored = await context.protocol.peek({ id: entry.key, ip: entry.ip });
+        const meta = stored === null ? undefined : this.#metaOf(stored, entry.key);
+        if (meta?.user !== userId || meta.handle !== handle) return undefined;
+        const created = meta.created ?? entry.created;
+        const { absoluteLifetime } = this.config;
+        if (absoluteLifetime > 0 && created + absoluteLifetime <= nowSeconds(this.config.clock))
+          return undefined;
+        return {
+          handle,
+          created: new Date(created * 1000),
+          lastActive: new Date((meta.active ?? entry.indexedAt) * 1000),
+          ...(entry.clientIp === undefined ? {} : { clientIp: entry.clientIp }),
+          ...(entry.userAgent === undefined ? {} : { userAgent: entry.userAgent }),
+        };
+      }),
+    );
+    return listed
+      .filter((session) => session !== undefined)
+      .sort((a, b) => b.lastActive.getTime() - a.lastActive.getTime());
+  }
+
+  /**
+   * Ends one session now: by its ID (with matchIP, also the client IP it is bound to), or by its
+   * user and handle from sessionsOf(). Its next request starts a new, empty session, and a request
+   * of it that is in flight or waiting for its lock cannot save it back. Answers whether a session
+   * was found.
+   */
+  async revoke(
+    target: string | { readonly userId: string; readonly handle: string },
+    options: { readonly ip?: string } = {},
+  ): Promise<boolean> {
+    const context = this.#context ?? (await this.#open());
+    if (typeof target !== 'string') {
+      return context.userIndex.update(target.userId, async (entries) => {
+        const entry = entries.get(target.handle);
+        if (entry === undefined) return false;
+        await context.protocol.revoke({ id: entry.key, ip: entry.ip }, this.config.lockWait);
+        entries.delete(target.handle);
+        return true;
+      });
+    }
+    if (this.config.matchIP && options.ip === undefined) {
+      throw new TypeError(
+        'keepsake: with matchIP, a session is stored per client IP: pass revoke(sessionId, { ip }), or revoke({ userId, handle }) from sessionsOf().',
+      );
+    }
+    const ip = this.config.matchIP ? normalizeIp(options.ip ?? '') : null;
+    let found = false;
+    let id: string | undefined = target;
+    for (let moves = 0; id !== undefined && moves <= MAX_MOVES_REVOKED; moves += 1) {
+      if (!context.sessionIds.isValid(id)) break;
+      const key = { id: context.storageIds.of(id), ip };
+      const stored = await context.protocol.peek(key);
+      await context.protocol.revoke(key, this.config.lockWait);
+      if (stored === null) break;
+      found = true;
+      const meta = this.#metaOf(stored, key.id);
+      const { user, handle } = meta ?? {};
+      if (user !== undefined && handle !== undefined)
+        await context.userIndex.update(user, (entries) => entries.delete(handle));
+      id = this.#movedTo(stored, key.id, id);
+    }
+    return found;
+  }
+
+  /**
+   * Ends every session bound to `userId` ("log out everywhere"), except those named in `except`
+   * by session ID or handle ("…but keep this device"). Answers how many were ended.
+   */
+  async revokeAll(
+    userId: string,
+    options: { readonly except?: string | readonly string[] } = {},
+  ): Promise<number> {
+    const context = this.#context ?? (await this.#open());
+    const except = typeof options.except === 'string' ? [options.except] : (options.except ?? []);
+    const kept = new Set(except);
+    for (const name of except)
+      if (context.sessionIds.isValid(name)) kept.add(context.storageIds.of(name));
+    return context.userIndex.update(userId, async (entries) => {
+      const ended = [...entries].filter(
+        ([handle, entry]) => !kept.has(handle) && !kept.has(entry.key),
+      );
+      await Promise.all(
+        ended.map(([, entry]) =>
+          context.protocol.revoke({ id: entry.key, ip: entry.ip }, this.config.lockWait),
+        ),
+      );
+      for (const [handle] of ended) entries.delete(handle);
+      return ended.length;
+    });
+  }
+
+  /** keepsake's facts in a stored session (decrypted with its store key); undefined when unreadable. */
+  #metaOf(stored: string, storeKey: string): ReturnType<typeof takeMeta> | undefined {
+    try {
+      const { cipher } = this.config;
+      const plaintext = cipher === undefined ? stored : cipher.decrypt(stored, storeKey).plaintext;
+      return takeMeta(deserialize(plaintext));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Where a stored forwarding record (a regenerated session's old ID) leads, if it is one. */
+  #movedTo(stored: string, storeKey: string, id: string): string | undefined {
+    try {
+      const { cipher, storageIds } = this.config;
+      const plaintext = cipher === undefined ? stored : cipher.decrypt(stored, storeKey).plaintext;
+      const moved = deserialize(plaintext).get(MOVED_KEY);
+      if (!isPlainRecord(moved) || typeof moved.to !== 'string') return undefined;
+      return storageIds.forward(id, moved.to);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Deletes expired sessions now (the lottery calls this off the request path). */
   async collectGarbage(): Promise<number> {
     const { protocol } = this.#context ?? (await this.#open());
@@ -197,8 +348,18 @@ export class SessionManager {
       logger: config.logger,
       health: this.#healthOf(),
     });
+    const userIndex = new UserIndex({
+      protocol,
+      queue: this.#queue,
+      storageIds: config.storageIds,
+      cipher: config.cipher,
+      clock: config.clock,
+      lockWaitMs: config.lockWait,
+      driverName: config.driver.name,
+    });
     return {
       protocol,
+      userIndex,
       queue: this.#queue,
       driverName: config.driver.name,
       cookieName: config.cookieName,

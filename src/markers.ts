@@ -46,6 +46,13 @@ export interface SessionMeta {
   created?: number;
   /** This session's own lifetime (seconds; 0: until the browser closes), set by setLifetime(). */
   lifetime?: number;
+  /** The user the session is bound to (bindUser()), and the session's handle in that user's index. */
+  user?: string;
+  handle?: string;
+  /** When the user's index last recorded this session (seconds). */
+  indexedAt?: number;
+  /** When a bound session was last written or touched (seconds): its "last active" time. */
+  active?: number;
 }
 
 /** Takes keepsake's facts out of freshly read data; what is malformed is dropped. */
@@ -58,5 +65,13 @@ export function takeMeta(data: Map<string, unknown>): SessionMeta {
   if (typeof raw.created === 'number' && Number.isFinite(raw.created)) meta.created = raw.created;
   if (typeof raw.lifetime === 'number' && Number.isInteger(raw.lifetime) && raw.lifetime >= 0)
     meta.lifetime = raw.lifetime;
+  if (typeof raw.user === 'string' && typeof raw.handle === 'string') {
+    meta.user = raw.user;
+    meta.handle = raw.handle;
+    for (const name of ['indexedAt', 'active'] as const) {
+      const value = raw[name];
+      if (typeof value === 'number' && Number.isFinite(value)) meta[name] = value;
+    }
+  }
   return meta;
 }

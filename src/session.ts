@@ -23,6 +23,19 @@ export type SessionCallback = (error: Error | null) => void;
 
 export type SessionState = 'open' | 'closed' | 'destroyed' | 'readOnly';
 
+/** What the app chose to record about a session for sessionsOf() (bindUser()). */
+export interface BindingDetails {
+  readonly clientIp?: string;
+  readonly userAgent?: string;
+}
+
+/** Who a session is bound to (bindUser()). */
+export interface BoundUser {
+  readonly userId: string;
+  /** Names this session in `manager.sessionsOf(userId)`'s list and in `manager.revoke()`; not its ID. */
+  readonly handle: string;
+}
+
 /** Internal state, kept under a symbol so that property access can serve userdata. */
 export const INTERNAL = Symbol('keepsake.session');
 
@@ -36,6 +49,8 @@ export interface SessionInternals {
   readonly maxPayloadBytes?: number;
   regenerate(destroy: boolean): Promise<void>;
   setLifetime(seconds: number): void;
+  bindUser(userId: string, details?: BindingDetails): void;
+  boundUser(): BoundUser | null;
   destroy(): Promise<void>;
   close(): Promise<void>;
 }
@@ -295,6 +310,22 @@ export class Session<Data extends SessionData = AppSessionData> {
    */
   setLifetime(seconds: number): void {
     this[INTERNAL].setLifetime(seconds);
+  }
+
+  /**
+   * Binds this session to a user, so that `manager.sessionsOf(userId)` lists it and
+   * `manager.revokeAll(userId)` ends it ("log out everywhere"). Call it at login, next to
+   * `regenerate(true)`. The binding lasts across requests and regenerations; `destroy()` removes it.
+   * `details` (`clientIp`, `userAgent`) are recorded for sessionsOf() when given: the app decides
+   * what it stores about its users. Binding to another user moves the session to that user.
+   */
+  bindUser(userId: string, details?: BindingDetails): void {
+    this[INTERNAL].bindUser(userId, details);
+  }
+
+  /** The user this session is bound to, and its handle in sessionsOf()'s list; null when unbound. */
+  boundUser(): BoundUser | null {
+    return this[INTERNAL].boundUser();
   }
 
   /**

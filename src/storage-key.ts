@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { SessionConfigError } from './errors.js';
 
 const ID_BYTES = 16;
@@ -35,6 +35,19 @@ export class StorageIds {
   of(id: string): string {
     if (this.#secret === undefined) return id;
     return this.#mac(`id\0${id}`).toString('hex', 0, ID_BYTES);
+  }
+
+  /**
+   * The store key of a user's session index: the shape of a store key, so every driver stores it
+   * as a session, and from a hash domain of its own, so it is never the key of a session. With
+   * hashIds it is keyed by the secret, so no cookie leads to it; without, a cookie naming it is
+   * refused by the lifecycle (the record is not a session).
+   */
+  indexKeyOf(userId: string): string {
+    const text = `user\0${userId}`;
+    if (this.#secret === undefined)
+      return createHash('sha256').update(`keepsake\0${text}`).digest('hex').slice(0, 32);
+    return this.#mac(text).toString('hex', 0, ID_BYTES);
   }
 
   /**

@@ -86,6 +86,8 @@ function makeSession(): Fixture {
     clock: clock.now,
     regenerate: async () => {},
     setLifetime: () => {},
+    bindUser: () => {},
+    boundUser: () => null,
     destroy: async () => {},
     close: async () => {},
   };

@@ -52,6 +52,10 @@ function makeSession(initial: Record<string, unknown> = {}, state: SessionState 
     setLifetime: (seconds) => {
       calls.push(`setLifetime(${seconds})`);
     },
+    bindUser: (userId) => {
+      calls.push(`bindUser(${userId})`);
+    },
+    boundUser: () => null,
     destroy: async () => {
       calls.push('destroy');
     },

@@ -120,6 +120,13 @@ class ArrayStore implements SessionStore {
     if (this.#ownLock(slot, token) !== undefined) this.#locks.delete(slot);
   }
 
+  async revoke(key: SessionKey): Promise<void> {
+    // Without its lock entry, the holder's token matches nothing: every later call of it is fenced.
+    const slot = slotOf(key);
+    this.#entries.delete(slot);
+    this.#locks.delete(slot);
+  }
+
   async peek(key: SessionKey): Promise<string | null> {
     return this.#live(slotOf(key))?.payload ?? null;
   }

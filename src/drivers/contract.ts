@@ -101,6 +101,18 @@ export interface SessionStore {
    * never a live session.
    */
   unlock(key: SessionKey, token: string, discard: boolean): Promise<void>;
+  /**
+   * Ends the session under `key` now, whether or not a request holds its lock ("log out
+   * everywhere"): what is stored is deleted, or replaced by a marker that reads as no session. A
+   * request holding the lock at this moment, with or without a stored session (a new or
+   * regenerated session's lock), can no longer write, touch or destroy it: those calls answer
+   * false or 'fenced', and its unlock brings nothing back. The next holder of the lock reads no
+   * session and may store a new one under the key.
+   *
+   * Without it, `manager.revoke()` takes the session's lock as a request does (so it waits for a
+   * request in flight, up to `lockWait`), then destroys it.
+   */
+  revoke?(key: SessionKey): Promise<void>;
   /** Reads without locking, for read-only requests; null when no live session is stored. */
   peek(key: SessionKey): Promise<string | null>;
   /**

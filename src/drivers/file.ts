@@ -168,6 +168,11 @@ class FileStore implements SessionStore {
         throw error;
       }
       await rewriteInPlace(held.locked.handle, php, mtime);
+      if (!(await this.#locks.stillHeld(held.locked))) {
+        // Revoked meanwhile: the file was unlinked, so the write landed on a file nobody will read.
+        await this.#release(path, held);
+        return false;
+      }
     } else {
       await replaceAtomically(path, payload, mtime);
     }
@@ -219,6 +224,28 @@ class FileStore implements SessionStore {
       }
     }
     await this.#release(path, held);
+  }
+
+  /**
+   * Deletes the session file under its lock, taken from its holder if need be. A mkdir lock is
+   * taken over (see MkdirMechanism.seize), so the holder is fenced as after a takeover. A flock
+   * cannot be taken from its holder: the file is unlinked without it, so the holder's lock guards a
+   * file that is no longer at the path, and every later call of it finds that out (stillHeld) and
+   * does nothing. The next request creates and locks a new, empty file, and reads no session.
+   *
+   * An in-place write (CodeIgniter's layout) is checked again after it: one that a revocation beat
+   * landed on the unlinked file and answers false. A write by rename and a touch or destroy are
+   * checked only before they act, so a holder that stalls exactly between that check and its rename
+   * (or unlink) can still act once after the revocation, as after a mkdir takeover.
+   */
+  async revoke(key: SessionKey): Promise<void> {
+    const path = this.#path(key);
+    const seized = await this.#locks.seize(path);
+    try {
+      await ignoringMissing(unlink(path));
+    } finally {
+      if (seized !== null) await this.#locks.release(seized);
+    }
   }
 
   async peek(key: SessionKey): Promise<string | null> {

@@ -1,5 +1,6 @@
 import { payloadOfPhpSession, phpSessionOf } from '../codeigniter/payload.js';
 import { SessionConfigError, SessionError, SessionStoreError } from '../errors.js';
+import type { SessionLogger } from '../log.js';
 import type {
   DriverContext,
   LockAttempt,
@@ -18,7 +19,7 @@ import {
 import { createOwnedConnection } from './redis/create-client.js';
 import { codeIgniterSessionKeys, type RedisSessionKeys, sessionKeys } from './redis/keys.js';
 import { parseRedisSavePath, type RedisSavePath } from './redis/save-path.js';
-import { FINISH, LOCK_AND_READ, RENEW_LOCK } from './redis/scripts.js';
+import { FINISH, LOCK_AND_READ, RENEW_LOCK, REVOKE } from './redis/scripts.js';
 
 export type {
   IoRedisClient,
@@ -66,6 +67,7 @@ class RedisStore implements SessionStore {
   readonly #prefix: string;
   readonly #lockTtl: string;
   readonly #codeigniter: boolean;
+  readonly #logger: SessionLogger;
   /** CodeIgniter's layout: the PHP session data read under each lock held, by token. */
   readonly #php = new Map<string, string>();
 
@@ -75,12 +77,14 @@ class RedisStore implements SessionStore {
     prefix: string,
     lockTtlMs: number,
     codeigniter: boolean,
+    logger: SessionLogger,
   ) {
     this.#connection = connection;
     this.#ownsConnection = ownsConnection;
     this.#prefix = prefix;
     this.#lockTtl = String(lockTtlMs);
     this.#codeigniter = codeigniter;
+    this.#logger = logger;
   }
 
   #keys(key: SessionKey): RedisSessionKeys {
@@ -185,6 +189,28 @@ class RedisStore implements SessionStore {
     await this.#finish(key, token, 'unlock', 0, '');
   }
 
+  /**
+   * Deletes the data and the lock in one script (both keys share the ID's hash tag, so one Cluster
+   * slot): a keepsake request holding the lock is fenced, since its token matches nothing.
+   * CodeIgniter's write checks no lock, so a PHP request holding the lock cannot be fenced: it may
+   * store the session again when it ends. Its lock is left in place: deleting it would let another
+   * request in while PHP still runs, and PHP's close would then delete that request's lock.
+   */
+  async revoke(key: SessionKey): Promise<void> {
+    const keys = this.#keys(key);
+    const reply = await runScript(
+      this.#connection,
+      REVOKE,
+      [keys.data, keys.lock],
+      [this.#codeigniter ? '1' : '0'],
+    );
+    if (Number(reply) === 2) {
+      this.#logger.warn(
+        `keepsake: revoked session ${key.id.slice(0, 8)}… while a CodeIgniter request held its lock; CodeIgniter's write does not check its lock, so that request may store the session again when it ends.`,
+      );
+    }
+  }
+
   async peek(key: SessionKey): Promise<string | null> {
     const { data } = this.#keys(key);
     const reply = await this.#connection.send(data, ['GET', data]);
@@ -269,12 +295,26 @@ export function redis(options: RedisDriverOptions): SessionDriver {
             "CodeIgniter's Redis keys carry no Cluster hash tag, so layout: 'codeigniter' needs one Redis server or Sentinel, not a Cluster.",
           );
         }
-        return new RedisStore(injected, false, keyPrefix, context.lockTtlMs, codeigniter);
+        return new RedisStore(
+          injected,
+          false,
+          keyPrefix,
+          context.lockTtlMs,
+          codeigniter,
+          context.logger,
+        );
       }
       const target = parsed as RedisSavePath & { server: NonNullable<RedisSavePath['server']> };
       try {
         const connection = await createOwnedConnection(target, context.ioTimeoutMs, context.logger);
-        return new RedisStore(connection, true, keyPrefix, context.lockTtlMs, codeigniter);
+        return new RedisStore(
+          connection,
+          true,
+          keyPrefix,
+          context.lockTtlMs,
+          codeigniter,
+          context.logger,
+        );
       } catch (error) {
         if (error instanceof SessionError) throw error;
         throw new SessionStoreError('redis', 'connect', error);

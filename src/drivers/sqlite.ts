@@ -93,6 +93,7 @@ function statements(db: SqliteDatabase, table: string) {
     renewLock: `UPDATE ${locks} SET lock_expires = @lockExpires WHERE ${slot} AND lock_token = @token`,
     held: `SELECT 1 FROM ${locks} WHERE ${slot} AND lock_token = @token`,
     release: `DELETE FROM ${locks} WHERE ${slot} AND lock_token = @token`,
+    revokeLock: `DELETE FROM ${locks} WHERE ${slot}`,
     write: `INSERT INTO ${sessions} (id, ip_address, timestamp, data) VALUES (@id, @ip, @timestamp, @data)
       ON CONFLICT (id, ip_address) DO UPDATE SET timestamp = @timestamp, data = @data`,
     touch: `UPDATE ${sessions} SET timestamp = @timestamp WHERE ${slot} AND timestamp > @liveAfter`,
@@ -220,6 +221,19 @@ class SqliteStore implements SessionStore {
       const released = this.#sql.release.run({ ...slot, token }).changes > 0;
       // Only an expired session goes with the lock, never a live one.
       if (released && discard) this.#sql.discard.run({ ...slot, liveAfter: this.#liveAfter() });
+    });
+  }
+
+  /**
+   * Deletes the session and its lock row, whoever holds it, in one transaction: the holder's token
+   * then matches no row, so its write, touch or delete is refused, and the next request to take
+   * the lock reads no session.
+   */
+  async revoke(key: SessionKey): Promise<void> {
+    const slot = this.#slot(key);
+    this.#atomically(() => {
+      this.#sql.destroy.run(slot);
+      this.#sql.revokeLock.run(slot);
     });
   }
 

@@ -317,6 +317,72 @@ export function storePrimitives(target: ConformanceTarget, test: TestFunctions):
           assert.equal(await harness.store.peek(long), '{"long":1}');
         }));
     }
+
+    it('revoke ends a session whose lock is held: the holder cannot write, touch or destroy, and the next holder reads nothing', () =>
+      run({}, async (harness) => {
+        const { store } = harness;
+        const revoke = store.revoke?.bind(store);
+        if (revoke === undefined) {
+          // The fallback: the core's revocation takes the lock like a request.
+          const key = newKey();
+          await put(harness, key, '{"user":"ada"}');
+          await protocolFor(harness).revoke(key, 1_000);
+          assert.equal(await store.peek(key), null);
+          return;
+        }
+        for (const ending of ['write', 'touch', 'destroy', 'unlock'] as const) {
+          const key = newKey();
+          await put(harness, key, '{"user":"ada"}');
+          const { token, payload } = await lock(store, key);
+          assert.equal(payload, '{"user":"ada"}');
+          await revoke(key);
+          assert.equal(await store.peek(key), null, `${ending}: gone at once`);
+          const lifetime = harness.context.lifetimeSeconds;
+          if (ending === 'write')
+            assert.equal(
+              await store.writeAndUnlock(key, token, '{"user":"back"}', lifetime),
+              false,
+            );
+          if (ending === 'touch')
+            assert.equal(await store.touchAndUnlock(key, token, lifetime), 'fenced');
+          if (ending === 'destroy') assert.equal(await store.destroyAndUnlock(key, token), false);
+          if (ending === 'unlock') await store.unlock(key, token, false);
+          assert.equal(await store.peek(key), null, `${ending}: the holder brought nothing back`);
+          const next = await lockOnceFree(store, key, 0, 2_000);
+          assert.equal(next.payload, null, `${ending}: the next holder reads no session`);
+          assert.equal(
+            await store.writeAndUnlock(key, next.token, '{"user":"new"}', lifetime),
+            true,
+          );
+          assert.equal(await store.peek(key), '{"user":"new"}', `${ending}: and may store one`);
+        }
+      }));
+
+    it('revoke fences a holder with nothing stored yet, and a key that holds nothing', () =>
+      run({}, async (harness) => {
+        const { store } = harness;
+        const revoke = store.revoke?.bind(store);
+        const lifetime = harness.context.lifetimeSeconds;
+        const fresh = newKey();
+        if (revoke === undefined) {
+          await protocolFor(harness).revoke(fresh, 1_000);
+          assert.equal(await store.peek(fresh), null);
+          return;
+        }
+        const { token } = await lock(store, fresh);
+        await revoke(fresh);
+        assert.equal(await store.writeAndUnlock(fresh, token, '{"new":1}', lifetime), false);
+        await store.unlock(fresh, token, true);
+        assert.equal(await store.peek(fresh), null);
+        const unknown = newKey();
+        await revoke(unknown);
+        await revoke(unknown);
+        assert.equal(await store.peek(unknown), null);
+        const next = await lockOnceFree(store, unknown, 0, 2_000);
+        assert.equal(next.payload, null);
+        assert.equal(await store.writeAndUnlock(unknown, next.token, '{"n":1}', lifetime), true);
+        assert.equal(await store.peek(unknown), '{"n":1}');
+      }));
   });
 
   describe('lock protocol over the store', () => {

@@ -5,6 +5,7 @@ import type { SessionLogger } from '../log.js';
 import { lifecycleInvariants } from './conformance-lifecycle.js';
 import { securityGuarantees } from './conformance-security.js';
 import { storePrimitives } from './conformance-store.js';
+import { userGuarantees } from './conformance-users.js';
 
 /** The driver under test. */
 export interface ConformanceTarget {
@@ -92,5 +93,6 @@ export function runConformanceSuite(
     storePrimitives(target, test);
     lifecycleInvariants(target, test);
     securityGuarantees(target, test);
+    userGuarantees(target, test);
   });
 }

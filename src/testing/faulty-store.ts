@@ -40,12 +40,17 @@ export class FaultyStore implements SessionStore {
         return gc(maxLifetimeSeconds);
       };
     }
+    if (inner.revoke !== undefined) {
+      const revoke = inner.revoke.bind(inner);
+      this.revoke = (key) => this.#run('revoke', key, () => revoke(key));
+    }
     if (inner.isTransient !== undefined) this.isTransient = inner.isTransient.bind(inner);
     if (inner.waitForUnlock !== undefined) this.waitForUnlock = inner.waitForUnlock.bind(inner);
   }
 
   renewLock?: (key: SessionKey, token: string) => Promise<boolean>;
   gc?: (maxLifetimeSeconds: number) => Promise<number>;
+  revoke?: (key: SessionKey) => Promise<void>;
   isTransient?: (error: unknown) => boolean;
   waitForUnlock?: (key: SessionKey, maxWaitMs: number) => Promise<void>;
 

@@ -364,6 +364,75 @@ describe('memcached driver on one server', { skip }, () => {
     });
   }
 
+  for (const [label, targetOf] of [
+    ['keepsake’s client', () => target],
+    ['a client of your own', () => injectedTarget],
+  ] as const) {
+    it(`${label}: a revoke from another process fences the holder, with or without a session stored: it cannot write, touch or delete`, async () => {
+      const harness = await openStore(targetOf(), { cookieName });
+      const revoker = await openStore(targetOf(), { cookieName });
+      const client = directClient(SHARED_SERVER);
+      try {
+        const { store } = harness;
+        for (const stored of ['{"user":"ada"}', null]) {
+          for (const ending of ['write', 'touch', 'destroy'] as const) {
+            const key = newKey();
+            const dataKey = `${cookieName}:{${key.id}}`;
+            if (stored !== null) await put(harness, key, stored);
+            const { token, payload } = await lock(store, key);
+            assert.equal(payload, stored);
+            await revoker.store.revoke?.(key);
+            assert.equal(await client.get(`${dataKey}:lock`), undefined, 'the lock is released');
+            if (ending === 'write')
+              assert.equal(await store.writeAndUnlock(key, token, '{"user":"back"}', 60), false);
+            if (ending === 'touch')
+              assert.equal(await store.touchAndUnlock(key, token, 60), 'fenced');
+            if (ending === 'destroy') assert.equal(await store.destroyAndUnlock(key, token), false);
+            assert.equal(
+              await store.peek(key),
+              null,
+              `${ending} over ${stored}: nothing came back`,
+            );
+            const next = await lock(store, key);
+            assert.equal(next.payload, null);
+            assert.equal(await store.writeAndUnlock(key, next.token, '{"user":"new"}', 60), true);
+            assert.equal(await revoker.store.peek(key), '{"user":"new"}');
+            await client.delete(dataKey);
+          }
+        }
+      } finally {
+        await harness.store.close();
+        await revoker.store.close();
+        await targetOf().cleanup?.();
+        await client.disconnect();
+      }
+    });
+  }
+
+  it('keepsake’s client: a revoked session’s item holds no bytes for as long as a lock item lives, and reads as no session', async () => {
+    const harness = await open({ lockTtlMs: 1_500 });
+    const client = directClient(SHARED_SERVER);
+    try {
+      const { store } = harness;
+      const key = newKey();
+      const dataKey = `${cookieName}:{${key.id}}`;
+      await put(harness, key, '{"user":"ada"}', 600);
+      await store.revoke?.(key);
+      assert.equal(await client.get(dataKey), '');
+      const ttl = await remainingTtl(SHARED_HOST, SHARED_PORT, dataKey);
+      assert.ok(ttl !== null && ttl >= 2 && ttl <= 3, `revoked item TTL ${ttl} s`);
+      assert.equal(await store.peek(key), null);
+      const { token, payload } = await lock(store, key);
+      assert.equal(payload, null);
+      assert.equal(await store.writeAndUnlock(key, token, '{"user":"new"}', 600), true);
+      assert.equal(await client.get(dataKey), '{"user":"new"}');
+      await client.delete(dataKey);
+    } finally {
+      await harness.store.close();
+      await client.disconnect();
+    }
+  });
+
   it('a client of your own: refuses to save, touch or delete once another request took the lock, even before it saved', async () => {
     const harness = await openStore(injectedTarget, { cookieName });
     const client = directClient(SHARED_SERVER);

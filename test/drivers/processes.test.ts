@@ -2,7 +2,8 @@
  * Every driver several processes share, in the same cases: no lost update across processes, a
  * SIGKILLed lock holder's session recovered, and a holder that stalled (SIGSTOP) unable to bring
  * back a session another request destroyed meanwhile: past its lock's lifetime where locks expire,
- * or holding its lock all along (the logout waits) where a lock ends only with its holder.
+ * or holding its lock all along (the logout waits) where a lock ends only with its holder; and a
+ * revocation from another process that its request in flight cannot undo.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
@@ -135,6 +136,39 @@ for (const target of SHARED_TARGETS) {
         );
         const after = await fetch(`${other.url}/count`, { headers: { cookie } });
         assert.deepEqual(await after.json(), { count: 0 }, 'the destroyed session stays destroyed');
+      }));
+
+    it('a revocation from another process ends a session whose request is in flight: its save is refused, and a request waiting for it starts empty', () =>
+      onStore(target, async (driver) => {
+        const config = { lockTtl: 2_000, lockWait: 8_000 };
+        const [holder, waiter, revoker] = await Promise.all([
+          server(driver, config),
+          server(driver, config),
+          server(driver, config),
+        ]);
+        const jar = new CookieJar();
+        await jar.fetch(`${waiter.url}/login?user=ada`);
+        await jar.fetch(`${waiter.url}/inc`);
+        const cookie = jar.header() ?? '';
+        let inFlight = true;
+        const slow = fetch(`${holder.url}/slow-inc?ms=1500`, { headers: { cookie } }).finally(
+          () => {
+            inFlight = false;
+          },
+        );
+        await holder.waitForLine('holding');
+        const waiting = fetch(`${waiter.url}/inc`, { headers: { cookie } });
+        const revoked = await fetch(`${revoker.url}/revoke-all?user=ada`);
+        assert.deepEqual(await revoked.json(), { revoked: 1 });
+        assert.equal(inFlight, true, 'revoked while its request was still running');
+        const late = await slow;
+        assert.equal(late.status, 503, 'the request in flight may not save the session back');
+        assert.doesNotMatch(await late.text(), /127\.0\.0\.1|SELECT|keepsake_|\/tmp\//);
+        const next = await waiting;
+        assert.deepEqual(await next.json(), { count: 1 }, 'the waiting request started empty');
+        assert.match(next.headers.get('set-cookie') ?? '', /ci_session=/, 'with a new session');
+        const after = await fetch(`${waiter.url}/count`, { headers: { cookie } });
+        assert.deepEqual(await after.json(), { count: 0 }, 'the revoked session stays dead');
       }));
   });
 }

@@ -143,6 +143,26 @@ describe('redis driver on the shared server', { skip }, () => {
       await store.close();
     });
 
+    it('revokes by deleting <prefix>{id} and its lock, so the holder can store nothing after', async () => {
+      const harness = await open();
+      const { store } = harness;
+      const key = { id: createSessionId(), ip: null };
+      const other = { id: createSessionId(), ip: null };
+      await put(harness, key, '{"user":"ada"}');
+      await put(harness, other, '{"user":"bob"}');
+      const { token } = await lock(store, key);
+      assert.equal(await inspector.get(`${prefix}{${key.id}}:lock`), token);
+      await store.revoke?.(key);
+      assert.equal(
+        await inspector.exists([`${prefix}{${key.id}}`, `${prefix}{${key.id}}:lock`]),
+        0,
+      );
+      assert.equal(await store.writeAndUnlock(key, token, '{"user":"back"}', 60), false);
+      assert.equal(await inspector.exists(`${prefix}{${key.id}}`), 0);
+      assert.equal(await store.peek(other), '{"user":"bob"}', 'another session is untouched');
+      await store.close();
+    });
+
     it('reads a key of another Redis type as unreadable, and the lock is taken', async () => {
       const harness = await open();
       const key = { id: createSessionId(), ip: null };

@@ -128,6 +128,31 @@ describe('sqlite driver', () => {
     }
   });
 
+  it('revoke deletes the session row and the lock row another connection holds; that holder can then store nothing', async () => {
+    const harness = await open();
+    const { store, inspector, path } = harness;
+    const holder = await openStore({ driver: () => sqlite({ path }), expiry: 'clock' });
+    const rows = (table: string, id: string) =>
+      inspector.prepare(`SELECT count(*) FROM ${table} WHERE id = ?`).pluck().get(id) as number;
+    try {
+      const key = newKey();
+      const other = newKey();
+      await put(harness, key, '{"user":"ada"}');
+      await put(harness, other, '{"user":"bob"}');
+      const { token } = await lock(holder.store, key);
+      await store.revoke?.(key);
+      assert.deepEqual([rows('ci_sessions', key.id), rows('ci_sessions_locks', key.id)], [0, 0]);
+      assert.equal(await holder.store.writeAndUnlock(key, token, '{"user":"back"}', 60), false);
+      assert.equal(await holder.store.touchAndUnlock(key, token, 60), 'fenced');
+      assert.equal(rows('ci_sessions', key.id), 0);
+      assert.equal(await store.peek(other), '{"user":"bob"}', 'another session is untouched');
+    } finally {
+      inspector.close();
+      await holder.store.close();
+      await store.close();
+    }
+  });
+
   it('a discarding unlock removes an expired session, never a live one', async () => {
     const harness = await open();
     const { store, clock, inspector } = harness;

@@ -7,6 +7,8 @@
  *   GET /count        the counter (read-only: no lock)
  *   GET /hold?ms=N    takes the session lock and holds it N ms (for crash tests)
  *   GET /logout       destroys the session
+ *   GET /login?user=U binds the session to user U (and counts from 0)
+ *   GET /revoke-all?user=U  ends every session of user U (from any process)
  */
 import express from 'express';
 import { session } from '../../src/adapters/express.js';
@@ -45,6 +47,14 @@ app.get('/hold', async (request, response) => {
   process.stdout.write('holding\n');
   await pause(Number(request.query.ms ?? 60_000));
   response.json({ held: true });
+});
+app.get('/login', (request, response) => {
+  request.session.set('count', 0);
+  request.session.bindUser(String(request.query.user));
+  response.json({ count: 0 });
+});
+app.get('/revoke-all', async (request, response) => {
+  response.json({ revoked: await middleware.manager.revokeAll(String(request.query.user)) });
 });
 app.get('/logout', async (request, response) => {
   await request.session.destroy();

@@ -16,6 +16,7 @@ import {
   sqlErrorFields,
   type TableShape,
 } from './session-table.js';
+import { tombstoneSql } from './tombstone.js';
 
 interface ResultHeader {
   readonly affectedRows: number;
@@ -188,11 +189,10 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
         ...values,
         this.#name(key),
       ])) as Row[];
-      return codeigniter || rows[0]?.ip_address === key.ip;
+      return rows[0]?.ip_address === key.ip && Number(rows[0]?.revoked) !== 1;
     }
     await this.#on(on, this.#sql.write, values);
-    await this.unlock(on, key);
-    return true;
+    return !(await this.#unlockFindingTombstone(on, key));
   }
 
   async touch(
@@ -200,32 +200,42 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     key: RowKey,
     timestamp: number,
     liveAfter: number,
-  ): Promise<'touched' | 'missing'> {
+  ): Promise<'touched' | 'missing' | 'revoked'> {
     if (this.#options.scheme === 'codeigniter') {
+      // Released in a statement of its own, once the touch has committed (see write()).
       const touched = (await this.#on(on, this.#sql.touchOnly, [
         timestamp,
         key.id,
         key.ip,
         liveAfter,
       ])) as ResultHeader;
-      if (matchedRows(touched) === 0) return 'missing';
-      await this.unlock(on, key);
-      return 'touched';
+      if (matchedRows(touched) > 0) {
+        await this.unlock(on, key);
+        return 'touched';
+      }
+    } else {
+      const header = (await this.#on(on, this.#sql.touch, [
+        this.#name(key),
+        timestamp,
+        timestamp,
+        key.id,
+        key.ip,
+        liveAfter,
+      ])) as ResultHeader;
+      if (matchedRows(header) > 0) return 'touched';
     }
-    const header = (await this.#on(on, this.#sql.touch, [
+    // Rare (the session expired or was revoked while held), so the hot path keeps one statement.
+    const revoked = (await this.#on(on, this.#sql.unlockIfTombstone, [
       this.#name(key),
-      timestamp,
-      timestamp,
       key.id,
       key.ip,
-      liveAfter,
-    ])) as ResultHeader;
-    return matchedRows(header) > 0 ? 'touched' : 'missing';
+    ])) as Row[];
+    return revoked.length > 0 ? 'revoked' : 'missing';
   }
 
-  async destroy(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
+  async destroy(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<boolean> {
     await this.#on(on, this.#sql.destroy, [key.id, key.ip]);
-    await this.unlock(on, key);
+    return !(await this.#unlockFindingTombstone(on, key));
   }
 
   async discard(
@@ -235,6 +245,22 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
   ): Promise<void> {
     await this.#on(on, this.#sql.discard, [key.id, key.ip, liveAfter]);
     await this.unlock(on, key);
+  }
+
+  async revoke(key: RowKey, tombstone: Buffer, timestamp: number): Promise<void> {
+    await run(this.#pool, {
+      sql: this.#sql.revoke,
+      values: [key.id, key.ip, timestamp, tombstone],
+      timeout: this.#options.ioTimeoutMs,
+    });
+  }
+
+  async clearTombstone(
+    on: LockConnection<MysqlLockClient>,
+    key: RowKey,
+    tombstone: Buffer,
+  ): Promise<void> {
+    await this.#on(on, this.#sql.clearTombstone, [key.id, key.ip, tombstone]);
   }
 
   async unlock(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
@@ -270,6 +296,22 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
 
   isMissingTable(error: unknown): boolean {
     return MISSING_TABLE_ERRNOS.has(Number(sqlErrorFields(error).errno));
+  }
+
+  /**
+   * Releases the lock after a change that refused a tombstone, in the statement that would have
+   * released it anyway; answers whether the row is a tombstone (the session was revoked).
+   */
+  async #unlockFindingTombstone(
+    on: LockConnection<MysqlLockClient>,
+    key: RowKey,
+  ): Promise<boolean> {
+    const rows = (await this.#on(on, this.#sql.unlockFindingTombstone, [
+      this.#name(key),
+      key.id,
+      key.ip,
+    ])) as Row[];
+    return Number(rows[0]?.revoked) === 1;
   }
 
   #on(on: LockConnection<MysqlLockClient>, sql: string, values: unknown[]): Promise<unknown> {
@@ -341,14 +383,19 @@ function codeIgniterColumns(matchIP: boolean): Columns {
 function statements(table: string, columns: Columns) {
   const slot = columns.slot('');
   const { at } = columns;
-  // A row of another IP under a key of id alone is left as it is (see write()).
-  const write = columns.guardsIp
-    ? `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ?, ?)
+  // A revoked session's row (see tombstone.ts).
+  const tombstone = tombstoneSql('mysql', 'data');
+  const upsert = (
+    change: string,
+  ) => `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ${at}, ?)
       ON DUPLICATE KEY UPDATE
-        data = IF(ip_address = VALUES(ip_address), VALUES(data), data),
-        \`timestamp\` = IF(ip_address = VALUES(ip_address), VALUES(\`timestamp\`), \`timestamp\`)`
-    : `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data) VALUES (?, ?, ${at}, ?)
-      ON DUPLICATE KEY UPDATE data = VALUES(data), \`timestamp\` = VALUES(\`timestamp\`)`;
+        data = IF(${change}, VALUES(data), data),
+        \`timestamp\` = IF(${change}, VALUES(\`timestamp\`), \`timestamp\`)`;
+  // keepsake's table: a row of another IP under a key of id alone is left as it is (see write()).
+  const ownRow = columns.guardsIp ? 'ip_address = VALUES(ip_address)' : 'TRUE';
+  // A row not the key's own is left as it is, and so is a tombstone. The assignments run in
+  // order, so the second sees the first's data: both change, or neither.
+  const write = upsert(`${ownRow} AND NOT ${tombstone}`);
   return {
     // One row whatever is stored: GET_LOCK runs exactly once, and the session is read with a
     // locking read (see the class comment).
@@ -356,16 +403,26 @@ function statements(table: string, columns: Columns) {
       FROM (SELECT 1) AS one LEFT JOIN ${table} AS s ON ${columns.slot('s.')}
       LOCK IN SHARE MODE`,
     write,
-    writeReturning: `${write} RETURNING ip_address, RELEASE_LOCK(?) AS released`,
+    writeReturning: `${write} RETURNING ip_address, ${tombstone} AS revoked, RELEASE_LOCK(?) AS released`,
     // Both branches set the same value: the IF only makes the release part of the assignment,
     // which runs for a matched (and so already locked) row only; a missing session keeps the lock.
     touch: `UPDATE ${table} SET \`timestamp\` = IF(RELEASE_LOCK(?), ${at}, ${at})
-      WHERE ${slot} AND ${columns.liveAfter}`,
-    touchOnly: `UPDATE ${table} SET \`timestamp\` = ${at} WHERE ${slot} AND ${columns.liveAfter}`,
-    destroy: `DELETE FROM ${table} WHERE ${slot}`,
-    // The lock was taken where no live session was: a session expired by now goes with it.
-    discard: `DELETE FROM ${table} WHERE ${slot} AND NOT ${columns.liveAfter}`,
+      WHERE ${slot} AND ${columns.liveAfter} AND NOT ${tombstone}`,
+    touchOnly: `UPDATE ${table} SET \`timestamp\` = ${at}
+      WHERE ${slot} AND ${columns.liveAfter} AND NOT ${tombstone}`,
+    // Releases the lock only where the session was revoked (a row then comes back).
+    unlockIfTombstone: `SELECT RELEASE_LOCK(?) AS released FROM ${table} WHERE ${slot} AND ${tombstone}`,
+    // A tombstone stays, for the next holder to clear.
+    destroy: `DELETE FROM ${table} WHERE ${slot} AND NOT ${tombstone}`,
+    // The lock was taken where no live session was: a session expired by now goes with it, and so
+    // does a tombstone.
+    discard: `DELETE FROM ${table} WHERE ${slot} AND (NOT ${columns.liveAfter} OR ${tombstone})`,
+    // Without the lock: the holder, if any, is fenced by the tombstone its statements refuse to change.
+    revoke: upsert(ownRow),
+    clearTombstone: `DELETE FROM ${table} WHERE ${slot} AND data = ?`,
     unlock: 'DO RELEASE_LOCK(?)',
+    unlockFindingTombstone: `SELECT RELEASE_LOCK(?) AS released,
+      EXISTS (SELECT 1 FROM ${table} WHERE ${slot} AND ${tombstone}) AS revoked`,
     holds: 'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS held',
     peek: `SELECT data FROM ${table} WHERE ${slot} AND ${columns.liveAfter}`,
     deleteIdle: `DELETE FROM ${table} WHERE \`timestamp\` < ${at}`,

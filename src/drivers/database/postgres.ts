@@ -12,6 +12,7 @@ import {
   sqlErrorFields,
   type TableShape,
 } from './session-table.js';
+import { tombstoneSql } from './tombstone.js';
 
 /** SQLSTATEs worth retrying at once: serialization_failure and deadlock_detected. */
 const TRANSIENT_STATES = new Set(['40001', '40P01']);
@@ -192,22 +193,42 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
     key: RowKey,
     timestamp: number,
     liveAfter: number,
-  ): Promise<'touched' | 'missing'> {
+  ): Promise<'touched' | 'missing' | 'revoked'> {
     const change = await this.#changeThenUnlock(on, key, this.#sql.touch, [
       key.id,
       key.ip,
       timestamp,
       liveAfter,
     ]);
-    return change.rows.length > 0 ? 'touched' : 'missing';
+    const row = change.rows[0];
+    if (row === undefined) return 'missing';
+    return row.revoked === true ? 'revoked' : 'touched';
   }
 
-  async destroy(on: LockConnection<PgLockClient>, key: RowKey): Promise<void> {
-    await this.#changeThenUnlock(on, key, this.#sql.destroy, [key.id, key.ip]);
+  async destroy(on: LockConnection<PgLockClient>, key: RowKey): Promise<boolean> {
+    const change = await this.#changeThenUnlock(on, key, this.#sql.destroy, [key.id, key.ip]);
+    return change.rows[0]?.destroyed === true;
   }
 
   async discard(on: LockConnection<PgLockClient>, key: RowKey, liveAfter: number): Promise<void> {
     await this.#changeThenUnlock(on, key, this.#sql.discard, [key.id, key.ip, liveAfter]);
+  }
+
+  async revoke(key: RowKey, tombstone: Buffer, timestamp: number): Promise<void> {
+    await run(
+      this.#pool,
+      this.#sql.revoke,
+      [key.id, key.ip, timestamp, tombstone],
+      this.#options.ioTimeoutMs,
+    );
+  }
+
+  async clearTombstone(
+    on: LockConnection<PgLockClient>,
+    key: RowKey,
+    tombstone: Buffer,
+  ): Promise<void> {
+    await on.run((client) => run(client, this.#sql.clearTombstone, [key.id, key.ip, tombstone]));
   }
 
   async unlock(on: LockConnection<PgLockClient>, key: RowKey): Promise<void> {
@@ -324,26 +345,43 @@ function statements(
   const { slot, at } = columns;
   const conflict = conflictColumns.map((column) => `"${column}"`).join(', ');
   const stamp = (parameter: string) => `set_config('keepsake.ended', ${parameter}, false)`;
+  // A revoked session's row (see tombstone.ts).
+  const tombstone = (data: string) => tombstoneSql('postgres', data);
+  // keepsake's table: a row of another IP under a key of id alone is left alone.
+  const ownRow = (row: string) =>
+    columns.guardsIp ? `${row}.ip_address = EXCLUDED.ip_address` : 'true';
   return {
     tryLock: `SELECT pg_try_advisory_lock(${lockArguments}) AS locked`,
     read: `SELECT ${columns.seconds} AS "timestamp", data FROM ${table} WHERE ${slot}`,
+    // A row not the key's own is left alone, and so is a tombstone: nothing is written.
     write: `WITH written AS (
         INSERT INTO ${table} AS s (id, ip_address, "timestamp", data) VALUES ($1, $2, ${at('$3')}, $4::bytea)
         ON CONFLICT (${conflict}) DO UPDATE SET data = EXCLUDED.data, "timestamp" = EXCLUDED."timestamp"
-        ${columns.guardsIp ? 'WHERE s.ip_address = EXCLUDED.ip_address' : ''}
+        WHERE ${ownRow('s')} AND NOT ${tombstone('s.data')}
         RETURNING 1
       )
       SELECT (SELECT count(*) FROM written)::int AS written, ${stamp('$5')} AS stamp`,
-    // Stamps only when a live session was touched: a missing one keeps its lock for the write.
+    // Stamps when a live session was touched, or when it was revoked (fenced: the lock goes too);
+    // a missing one keeps its lock for the write.
     touch: `WITH touched AS (
-        UPDATE ${table} SET "timestamp" = ${at('$3')} WHERE ${slot} AND "timestamp" > ${at('$4')} RETURNING 1
+        UPDATE ${table} SET "timestamp" = ${at('$3')}
+        WHERE ${slot} AND "timestamp" > ${at('$4')} AND NOT ${tombstone('data')} RETURNING 1
       )
-      SELECT ${stamp('$5')} AS stamp FROM touched`,
-    destroy: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} RETURNING 1)
-      SELECT ${stamp('$3')} AS stamp`,
-    // The lock was taken where no live session was: a session expired by now goes with it.
-    discard: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} AND "timestamp" <= ${at('$3')} RETURNING 1)
+      SELECT ${stamp('$5')} AS stamp, false AS revoked FROM touched
+      UNION ALL SELECT ${stamp('$5')}, true FROM ${table} WHERE ${slot} AND ${tombstone('data')}`,
+    destroy: `WITH deleted AS (DELETE FROM ${table} WHERE ${slot} RETURNING data)
+      SELECT ${stamp('$3')} AS stamp, NOT EXISTS (SELECT 1 FROM deleted WHERE ${tombstone('data')}) AS destroyed`,
+    // The lock was taken where no live session was: a session expired by now goes with it, and so
+    // does a tombstone.
+    discard: `WITH deleted AS (
+        DELETE FROM ${table} WHERE ${slot} AND ("timestamp" <= ${at('$3')} OR ${tombstone('data')}) RETURNING 1
+      )
       SELECT ${stamp('$4')} AS stamp`,
+    // Without the lock: the holder, if any, is fenced by the tombstone its statements refuse to change.
+    revoke: `INSERT INTO ${table} AS s (id, ip_address, "timestamp", data) VALUES ($1, $2, ${at('$3')}, $4::bytea)
+      ON CONFLICT (${conflict}) DO UPDATE SET data = EXCLUDED.data, "timestamp" = EXCLUDED."timestamp"
+      WHERE ${ownRow('s')}`,
+    clearTombstone: `DELETE FROM ${table} WHERE ${slot} AND data = $3::bytea`,
     unlockIfStamped: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked
       WHERE current_setting('keepsake.ended', true) = $${lockValues + 1}`,
     unlock: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked`,

@@ -41,23 +41,34 @@ export interface SessionTable<Client> {
   tryLock(on: LockConnection<Client>, key: RowKey): Promise<LockedRow | null>;
   /**
    * Saves data and timestamp and releases the lock; false when nothing was written because the
-   * key's row belongs to another IP (a table keyed by id alone), the lock released all the same.
+   * key's row belongs to another IP (a table keyed by id alone) or is a tombstone (the session was
+   * revoked), the lock released all the same.
    */
   write(on: LockConnection<Client>, key: RowKey, data: Buffer, timestamp: number): Promise<boolean>;
   /**
    * Sets the timestamp of a session written after `liveAfter` and releases the lock; 'missing'
-   * (keeping the lock) when there is none.
+   * (keeping the lock) when there is none; 'revoked' (releasing the lock) when the row is a tombstone.
    */
   touch(
     on: LockConnection<Client>,
     key: RowKey,
     timestamp: number,
     liveAfter: number,
-  ): Promise<'touched' | 'missing'>;
-  /** Deletes the session and releases the lock. */
-  destroy(on: LockConnection<Client>, key: RowKey): Promise<void>;
-  /** Releases the lock, deleting the session row first if it was written at or before `liveAfter`. */
+  ): Promise<'touched' | 'missing' | 'revoked'>;
+  /** Deletes the session and releases the lock; false when the row was a tombstone (revoked). */
+  destroy(on: LockConnection<Client>, key: RowKey): Promise<boolean>;
+  /**
+   * Releases the lock, deleting the session row first if it was written at or before `liveAfter`
+   * or is a tombstone.
+   */
   discard(on: LockConnection<Client>, key: RowKey, liveAfter: number): Promise<void>;
+  /**
+   * Stores `tombstone` with `timestamp` under the key, on the pool and without the lock: a session
+   * of the key's IP (or none) becomes a tombstone; a row of another IP is left alone.
+   */
+  revoke(key: RowKey, tombstone: Buffer, timestamp: number): Promise<void>;
+  /** Deletes the row if it still holds exactly `tombstone`, on `on`, which holds the lock. */
+  clearTombstone(on: LockConnection<Client>, key: RowKey, tombstone: Buffer): Promise<void>;
   /** Releases the lock. */
   unlock(on: LockConnection<Client>, key: RowKey): Promise<void>;
   /**

@@ -12,6 +12,7 @@ import { HeldLocks } from './held-locks.js';
 import type { LockConnection, LockConnections } from './lock-connection.js';
 import { migrationCommand, type TableName, tableText } from './schema.js';
 import type { RowKey, SessionTable } from './session-table.js';
+import { isTombstone, newTombstone } from './tombstone.js';
 
 /** ip_address is NOT NULL (and part of the key under matchIP); rows without matchIP use this. */
 const NO_IP = '0.0.0.0';
@@ -77,10 +78,8 @@ export class DatabaseStore<Client> implements SessionStore {
     const slot = slotOf(row);
     if (this.#held.heldBy(slot, token) !== undefined) {
       // An attempt of a token that already holds the lock takes nothing more: it reads again.
-      return lockedWith(
-        await this.#run(() => this.#table.peek(row, this.#liveAfter())),
-        'the data column',
-      );
+      const data = await this.#run(() => this.#table.peek(row, this.#liveAfter()));
+      return lockedWith(isTombstone(data) ? null : data, 'the data column');
     }
     const connection = await this.#connections.pick();
     if (!this.#held.claim(slot, token, connection)) return { locked: false };
@@ -94,6 +93,10 @@ export class DatabaseStore<Client> implements SessionStore {
     if (locked === null) {
       this.#held.forget(slot, token);
       return { locked: false };
+    }
+    if (isTombstone(locked.data)) {
+      await this.#clearTombstone(key, token, connection, locked.data);
+      return lockedWith(null, 'the data column');
     }
     if (locked.data === null || locked.timestamp <= this.#liveAfter()) {
       return lockedWith(null, 'the data column');
@@ -128,16 +131,15 @@ export class DatabaseStore<Client> implements SessionStore {
       key,
       token,
       (connection, row) => this.#table.touch(connection, row, timestamp, this.#liveAfter()),
-      (touched) => touched === 'touched',
+      (touched) => touched !== 'missing',
     );
-    return outcome ?? 'fenced';
+    return outcome === undefined || outcome === 'revoked' ? 'fenced' : outcome;
   }
 
   async destroyAndUnlock(key: SessionKey, token: string): Promise<boolean> {
-    const ended = await this.#ending(key, token, async (connection, row) => {
-      await this.#table.destroy(connection, row);
-      return true;
-    });
+    const ended = await this.#ending(key, token, (connection, row) =>
+      this.#table.destroy(connection, row),
+    );
     return ended === true;
   }
 
@@ -174,7 +176,21 @@ export class DatabaseStore<Client> implements SessionStore {
     }
   }
 
-  /** A record that is not UTF-8 reads as no session here; the next locked request replaces it. */
+  /**
+   * A session's lock is another connection's named lock, which this call can neither take nor
+   * break, so the holder is fenced by the data: the row becomes a tombstone (see tombstone.ts),
+   * written without the lock, which every write, touch and destroy refuses to change (they answer
+   * false or 'fenced' and release the lock). The next holder of the lock reads the tombstone as no
+   * session and deletes it under that lock before anything else. A named lock is released only by
+   * its holder or with its connection, after the connection's last statement, so when the next
+   * holder has it no statement of an earlier holder can still be in flight to undo the deletion.
+   */
+  async revoke(key: SessionKey): Promise<void> {
+    const now = nowSeconds(this.#context.clock);
+    await this.#run(() => this.#table.revoke(rowKey(key), newTombstone(), now));
+  }
+
+  /** A record that is not UTF-8 (a tombstone among them) reads as no session here; the next locked request replaces it. */
   async peek(key: SessionKey): Promise<string | null> {
     const data = await this.#run(() => this.#table.peek(rowKey(key), this.#liveAfter()));
     return data === null ? null : payloadOf(data);
@@ -226,6 +242,24 @@ export class DatabaseStore<Client> implements SessionStore {
     }
     if (releases(outcome)) this.#held.forget(slot, token);
     return outcome;
+  }
+
+  /**
+   * Deletes the tombstone a lock attempt read, so that the new holder may store a session; when
+   * that fails, the lock is released before the attempt rejects.
+   */
+  async #clearTombstone(
+    key: SessionKey,
+    token: string,
+    connection: LockConnection<Client>,
+    tombstone: Buffer,
+  ): Promise<void> {
+    try {
+      await this.#run(() => this.#table.clearTombstone(connection, rowKey(key), tombstone));
+    } catch (error) {
+      await this.unlock(key, token, false);
+      throw error;
+    }
   }
 
   /** Whether `connection` still holds the session's lock after a call on it failed. */

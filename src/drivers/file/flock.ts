@@ -36,7 +36,7 @@ const OPEN_TO_CREATE = constants.O_RDWR | constants.O_CREAT;
  *
  * Writes replace the file by rename, so the inode we lock is never modified in place and is only
  * ever swapped out (write) or unlinked (destroy, a discarded placeholder, GC) by its lock holder, as
- * the last step before unlocking. A waiter that then wins the lock on the old inode sees that the
+ * the last step before unlocking — or unlinked by a revocation, which fences its holder. A waiter that then wins the lock on the old inode sees that the
  * path now names another inode (or none) and tries the current one. So the lock on whatever inode
  * is at the path is the session lock, and the data in a locked inode never changes.
  */
@@ -58,8 +58,20 @@ export class FlockMechanism implements FileLockMechanism {
     return null;
   }
 
-  async stillHeld(): Promise<boolean> {
-    return true;
+  /**
+   * A flock is never taken over, but a revocation that cannot take it unlinks the session file (see
+   * FileStore.revoke): the lock then guards a file that is no longer the session's.
+   */
+  async stillHeld(locked: LockedSessionFile): Promise<boolean> {
+    const current = await ignoringMissing(stat(locked.path));
+    return (
+      current !== undefined && current.ino === locked.stats?.ino && current.dev === locked.stats.dev
+    );
+  }
+
+  /** A flock cannot be taken from its holder: only a free one is taken, without creating the file. */
+  seize(path: string): Promise<LockedSessionFile | null> {
+    return this.tryLock(path, false);
   }
 
   async release(locked: LockedSessionFile): Promise<void> {

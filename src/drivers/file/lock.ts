@@ -35,6 +35,12 @@ export interface FileLockMechanism {
    * taken over meanwhile.
    */
   renew?(locked: LockedSessionFile): Promise<boolean>;
+  /**
+   * For a revocation: takes the lock even from a holder, which is fenced from then on (its
+   * `stillHeld` answers false), and answers it; null where a lock cannot be taken from its holder
+   * (flock) or there is no file to lock: the caller then fences the holder by unlinking the file.
+   */
+  seize(path: string): Promise<LockedSessionFile | null>;
   /** Releases the lock, unless another process has taken it over meanwhile. */
   release(locked: LockedSessionFile): Promise<void>;
   /** GC: removes a leftover of this mechanism (a crashed holder's lock directory) if stale. */

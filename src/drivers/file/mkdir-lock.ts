@@ -25,6 +25,9 @@ interface HeldDirectory {
  */
 const COARSE_CLOCK_MARGIN_MS = 20;
 
+/** How often a revocation moves a held lock directory aside before it gives up (requests keep retaking it). */
+const SEIZE_ATTEMPTS = 5;
+
 /** Errors of opening a directory on platforms that cannot (Windows); the lock then goes unpinned. */
 const CANNOT_OPEN_DIRECTORIES = new Set(['EISDIR', 'EPERM', 'EACCES']);
 
@@ -67,6 +70,33 @@ export class MkdirMechanism implements FileLockMechanism {
       if (!(await this.#removeIfStale(lockPath))) return null;
     }
     return null;
+  }
+
+  /**
+   * Takes the lock whoever holds it: a held lock directory is moved aside and removed, as an
+   * expired one is taken over, so its holder's `stillHeld` answers false from then on.
+   */
+  async seize(path: string): Promise<LockedSessionFile | null> {
+    const lockPath = `${path}.lock`;
+    for (let attempt = 0; attempt < SEIZE_ATTEMPTS; attempt += 1) {
+      const held = await this.#create(lockPath);
+      if (held !== null) {
+        const locked: LockedSessionFile = { path, handle: null, stats: null };
+        this.#directories.set(locked, held);
+        return locked;
+      }
+      const aside = `${lockPath}.${randomBytes(8).toString('hex')}.stale`;
+      try {
+        await rename(lockPath, aside);
+      } catch (error) {
+        if (errorCode(error) !== 'ENOENT') throw error;
+        continue;
+      }
+      await rm(aside, { recursive: true, force: true });
+    }
+    throw new Error(
+      `keepsake: could not take the lock ${lockPath} to revoke its session: other requests kept taking it`,
+    );
   }
 
   async stillHeld(locked: LockedSessionFile): Promise<boolean> {

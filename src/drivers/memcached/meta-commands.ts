@@ -63,3 +63,8 @@ export function touchItem(key: string, exptime: number): Command {
 export function deleteItem(key: string, cas: string | null): Command {
   return { line: cas === null ? `md ${key}` : `md ${key} C${cas}` };
 }
+
+/** Stores the item whatever is there (set mode): HD c<cas>. */
+export function setItem(key: string, value: Buffer, seconds: number, flags = 0): Command {
+  return { line: `ms ${key} ${value.length} T${seconds}${clientFlags(flags)} c`, value };
+}

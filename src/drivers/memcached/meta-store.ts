@@ -11,6 +11,7 @@ import {
   peekItem,
   readItem,
   replaceLock,
+  setItem,
   storeItem,
   touchItem,
 } from './meta-commands.js';
@@ -30,6 +31,13 @@ interface HeldLock {
 }
 
 const NOT_LOCKED: LockAttempt = { locked: false };
+/**
+ * What a revoked session's item holds for a while: no bytes, which no payload is. It reads as no
+ * session, and being there it refuses the store-where-none-exists of a holder that read none.
+ */
+const REVOKED = Buffer.alloc(0);
+/** Whose the lock is while a revoke replaces the session's item. */
+const REVOKING = 'keepsake:revoke';
 /** memcached's per-item overhead over key and value (header, CAS, CRLF): 59 bytes measured on 1.6. */
 const ITEM_OVERHEAD_BYTES = 64;
 
@@ -236,13 +244,47 @@ export class MetaStore implements SessionStore {
     await this.#released(connection, held, unlocked);
   }
 
+  /**
+   * Takes the lock whoever holds it (set, not add), replaces the session's item by REVOKED, and
+   * releases the lock on its CAS. A holder's later unlock, renewal or store finds the lock changed
+   * or gone, so it answers false or 'fenced'; its store, checked on the session's version (or on
+   * none existing), cannot land over REVOKED; and while revoke holds the lock, no request can take
+   * it and read the session about to be replaced. REVOKED lives as long as a lock item, outliving
+   * the lease of every holder revoke fenced: once it expires, only a request that takes the lock
+   * anew can store the session. What memcached cannot order remains as with a lost lock: a store
+   * already on its way before the revoke lands first, and is then replaced.
+   */
+  async revoke(key: SessionKey): Promise<void> {
+    const keys = this.#layout.keys(key);
+    // A holder in this process is refused from now on without asking memcached.
+    for (const [token, held] of this.#held) {
+      if (held.keys.lock === keys.lock) this.#held.delete(token);
+    }
+    const connection = this.#pool.connectionFor(keys.lock);
+    const [locked, replaced] = await connection.send([
+      setItem(keys.lock, this.#lockValue(REVOKING), this.#lockSeconds, this.#layout.lockFlags),
+      setItem(keys.data, REVOKED, this.#lockSeconds),
+    ]);
+    const lock = meta(locked, 'a revoke');
+    expectStatus(lock, 'a revoke', 'HD');
+    const lockCas = casIf(lock, 'HD') as string;
+    try {
+      expectStatus(meta(replaced, 'a revoke'), 'a revoke', 'HD');
+    } finally {
+      const [unlocked] = await connection.send([deleteItem(keys.lock, lockCas)]);
+      expectStatus(meta(unlocked, 'an unlock'), 'an unlock', 'HD', 'EX', 'NF');
+    }
+  }
+
   async peek(key: SessionKey): Promise<string | null> {
     const { data } = this.#layout.keys(key);
     const [read] = await this.#pool.connectionFor(data).send([peekItem(data)]);
     const reply = meta(read, 'a read');
     expectStatus(reply, 'a read', 'VA', 'EN');
     this.#assertUsable(reply);
-    return reply.value === undefined ? null : reply.value.toString('utf8');
+    return reply.value === undefined || reply.value.length === 0
+      ? null
+      : reply.value.toString('utf8');
   }
 
   async close(): Promise<void> {
@@ -271,12 +313,13 @@ export class MetaStore implements SessionStore {
       throw error;
     }
     const bytes = reply.value;
+    // A REVOKED item keeps its CAS: this lock's write replaces it on that version.
     held.dataCas = bytes === undefined ? null : (flagOf(reply, 'c') ?? null);
     this.#remember(held);
     // t: seconds left, -1 for an item without expiry (keepsake never stores one).
     const secondsLeft = Number(flagOf(reply, 't') ?? -1);
     return lockedWith(
-      bytes ?? null,
+      bytes === undefined || bytes.length === 0 ? null : bytes,
       'the memcached item',
       secondsLeft > 0 ? secondsLeft * 1000 : undefined,
     );

@@ -3,6 +3,9 @@ import type { MemcachedClient } from './client.js';
 import { exptime, lockItemSeconds } from './expiry.js';
 import { type ItemKeys, itemKeys } from './keys.js';
 
+/** The lock's value while a revoke deletes the session: no request's token. */
+const REVOKING = 'keepsake:revoke';
+
 /**
  * Sessions in memcached through a client of the application's own, with the commands every client
  * has. The lock is an `add` of the request's token; every call that changes the session first reads
@@ -76,6 +79,25 @@ export class PortableStore implements SessionStore {
   async unlock(key: SessionKey, token: string): Promise<void> {
     // The lock item is all a lock leaves behind, so there is nothing to discard.
     await this.#release(itemKeys(this.#prefix, key), token);
+  }
+
+  /**
+   * Takes the lock whoever holds it (a value that is no request's token), deletes the session,
+   * then releases the lock: a holder's next check finds the lock not its own, so it stores,
+   * touches or deletes nothing, and no request can take the lock and read the session before it is
+   * gone. As with a lost lock, a check and its command are two calls: a holder whose check passed
+   * just before the revoke still stores its write a round trip later.
+   */
+  async revoke(key: SessionKey): Promise<void> {
+    const keys = itemKeys(this.#prefix, key);
+    if (!(await this.#client.set(keys.lock, REVOKING, this.#lockSeconds))) {
+      throw new Error('memcached did not store the lock (the client answered false)');
+    }
+    try {
+      await this.#client.delete(keys.data);
+    } finally {
+      await this.#client.delete(keys.lock);
+    }
   }
 
   async peek(key: SessionKey): Promise<string | null> {

@@ -58,3 +58,21 @@ export const RENEW_LOCK = script(
 end
 return 0`,
 );
+
+/**
+ * KEYS: session data, its lock. ARGV: '1' when CodeIgniter may hold the lock, else '0'.
+ * Ends the session whoever holds its lock: deletes the data and the lock, so the holder's token
+ * matches nothing and FINISH refuses its write, touch or delete. A lock holding only digits is
+ * CodeIgniter's (it stores time(); a keepsake token is random base64url): it is left in place and
+ * the script answers 2 (see RedisStore.revoke); otherwise 1.
+ */
+export const REVOKE = script(
+  'revoke',
+  `redis.call('DEL', KEYS[1])
+if ARGV[1] == '1' then
+  local holder = redis.call('GET', KEYS[2])
+  if holder and string.match(holder, '^%d+$') then return 2 end
+end
+redis.call('DEL', KEYS[2])
+return 1`,
+);
