@@ -157,6 +157,19 @@ export function databaseLayoutSuite(
       await fixture.db.unlockAsCodeIgniter(id);
     });
 
+    it("revokes a session only under its lock, after CodeIgniter's request let go of it", async () => {
+      const id = await phpLogin();
+      assert.equal(await fixture.db.lockAsCodeIgniter(id), true);
+      try {
+        await assert.rejects(fixture.manager.revoke(id), /lock/i);
+        assert.notEqual(await fixture.db.row(fixture.table, id), null);
+      } finally {
+        await fixture.db.unlockAsCodeIgniter(id);
+      }
+      assert.equal(await fixture.manager.revoke(id), true);
+      assert.equal(await fixture.db.row(fixture.table, id), null);
+    });
+
     it("refuses keepsake's own table, and keepsake's layout refuses CodeIgniter's", async () => {
       const own = await fixture.db.createTable('keepsake');
       const wrongLayout = new SessionManager({

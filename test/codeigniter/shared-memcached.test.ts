@@ -196,6 +196,18 @@ describe("memcached in CodeIgniter's layout", { skip }, () => {
     await deleteItem(connection, lockKey);
   });
 
+  it("revokes a session only under its lock, after CodeIgniter's request let go of it", async () => {
+    const id = newId();
+    await writeItem(connection, `ci_session:${id}`, Buffer.from('user|s:3:"rev";'));
+    const lockKey = `ci_session:${id}:lock`;
+    await writeItem(connection, lockKey, Buffer.from(String(Math.floor(Date.now() / 1000))), 1);
+    await assert.rejects(manager.revoke(id), /lock/i);
+    assert.notEqual(await readItem(connection, `ci_session:${id}`), null);
+    await deleteItem(connection, lockKey);
+    assert.equal(await manager.revoke(id), true);
+    assert.equal(await readItem(connection, `ci_session:${id}`), null);
+  });
+
   it('refuses a session PHP compressed, and leaves it as it is', async () => {
     const id = newId();
     const { stdout } = await promisify(execFile)('php', [
