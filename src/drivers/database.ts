@@ -29,7 +29,11 @@ export {
   sessionTableSql,
 } from './database/schema.js';
 
-/** Lock connections a store keeps unless `lockConnections` says otherwise. */
+/**
+ * Lock connections a store keeps unless `lockConnections` says otherwise. 8 serve more requests
+ * on a busy server (docs/drivers/database.md), but every process opens them beside its pool, and
+ * PostgreSQL's default max_connections is 100.
+ */
 export const DEFAULT_LOCK_CONNECTIONS = 4;
 const MAX_LOCK_CONNECTIONS = 64;
 
@@ -45,7 +49,8 @@ export interface DatabaseDriverOptions {
   /**
    * Connections kept open for session locks (default 4): every locked request's statements run
    * on one of them. On PostgreSQL keepsake opens them itself, with the pool's settings; on
-   * MySQL/MariaDB it takes them out of the pool while the store is open.
+   * MySQL/MariaDB it takes them out of the pool while the store is open (by default as many as a
+   * smaller pool can spare, leaving it 2 for reads).
    */
   readonly lockConnections?: number;
   /**
@@ -99,7 +104,10 @@ export function database(options: DatabaseDriverOptions): DatabaseDriver {
       let client: SqlClient | undefined;
       let connections: LockConnections<unknown> | undefined;
       try {
-        client = await connect(plan, context.ioTimeoutMs, context.logger, lockConnections);
+        client = await connect(plan, context.ioTimeoutMs, context.logger, {
+          count: lockConnections,
+          asked: options.lockConnections !== undefined,
+        });
         const sessionTable: SessionTable<unknown> = await openSessionTable(
           client,
           table,
@@ -107,11 +115,7 @@ export function database(options: DatabaseDriverOptions): DatabaseDriver {
           layout,
         );
         connections = new LockConnections(
-          Math.min(
-            lockConnections,
-            (client.dialect === 'postgres' ? client.lockConnectionLimit : undefined) ??
-              lockConnections,
-          ),
+          Math.min(lockConnections, client.lockConnectionLimit ?? lockConnections),
           () => sessionTable.openLockConnection(),
           context.logger,
         );

@@ -40,7 +40,10 @@ function withoutReturning(table: string): SessionDriver {
     name: 'database',
     async open(context) {
       const plan = planConnection(MYSQL_URL);
-      const client = await connect(plan, context.ioTimeoutMs, context.logger, 2);
+      const client = await connect(plan, context.ioTimeoutMs, context.logger, {
+        count: 2,
+        asked: true,
+      });
       if (client.dialect !== 'mysql') throw new Error('MYSQL_URL is not a MySQL URL');
       const tableName = parseTableName(table);
       const shape = await inspectMysqlTable(client.pool, tableName, context.ioTimeoutMs);

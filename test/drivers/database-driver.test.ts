@@ -304,6 +304,29 @@ for (const [dialect, label, port] of servers) {
         }
       });
 
+      it('by default takes as many lock connections as a small mysql2 pool can spare, leaving it 2', async () => {
+        const pool = mysqlPromise.createPool({ uri: MYSQL_URL, connectionLimit: 4 });
+        const internals = (
+          pool as unknown as {
+            pool: { _allConnections: { length: number }; _freeConnections: { length: number } };
+          }
+        ).pool;
+        try {
+          const harness = await openStore({
+            driver: () => database({ connection: pool, table }),
+            expiry: 'clock',
+          });
+          try {
+            const lent = internals._allConnections.length - internals._freeConnections.length;
+            assert.equal(lent, 2, 'two of the four connections hold session locks');
+          } finally {
+            await harness.store.close();
+          }
+        } finally {
+          await pool.end();
+        }
+      });
+
       it('refuses a mysql2 pool too small to lend its lock connections', async () => {
         const pool = mysqlPromise.createPool({ uri: MYSQL_URL, connectionLimit: 2 });
         try {

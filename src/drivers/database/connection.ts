@@ -78,6 +78,8 @@ export type SqlClient =
       readonly pool: MysqlPool;
       readonly end: (() => Promise<void>) | null;
       readonly openLockConnection: LockConnectionOpener<MysqlLockClient>;
+      /** Fewer than the default when the application's pool is small and no count was asked for. */
+      readonly lockConnectionLimit?: number;
     };
 
 /** How to reach the database, decided from the `connection` option without any I/O. */
@@ -224,7 +226,7 @@ export async function connect(
   plan: ConnectionPlan,
   ioTimeoutMs: number,
   logger: SessionLogger,
-  lockConnections: number,
+  lockConnections: { readonly count: number; readonly asked: boolean },
 ): Promise<SqlClient> {
   if (plan.dialect === 'postgres') {
     if (plan.pool !== undefined) {
@@ -260,14 +262,19 @@ export async function connect(
   }
   if (plan.pool !== undefined) {
     const pool = plan.pool as MysqlPoolWithConnections;
-    checkMysqlPoolSize(pool, lockConnections);
-    return { dialect: 'mysql', pool, end: null, openLockConnection: mysqlLockOpener(pool) };
+    return {
+      dialect: 'mysql',
+      pool,
+      end: null,
+      openLockConnection: mysqlLockOpener(pool),
+      lockConnectionLimit: mysqlLockConnections(pool, lockConnections),
+    };
   }
   const mysql = await importClientPackage<Mysql2Module>('mysql2/promise');
   const pool = mysql.createPool({
     uri: plan.url,
     connectTimeout: ioTimeoutMs,
-    connectionLimit: URL_POOL_SIZE + lockConnections,
+    connectionLimit: URL_POOL_SIZE + lockConnections.count,
     enableKeepAlive: true,
   });
   pool.on('error', (error) =>
@@ -367,16 +374,28 @@ function mysqlLockOpener(pool: MysqlPoolWithConnections): LockConnectionOpener<M
   };
 }
 
-/** A mysql2 pool too small to lend `lockConnections` connections and still serve reads is refused. */
-function checkMysqlPoolSize(pool: MysqlPool, lockConnections: number): void {
+/** Pool connections the driver leaves for reads when it sizes its lock connections itself. */
+const MYSQL_POOL_KEPT_FOR_READS = 2;
+
+/**
+ * How many of a mysql2 pool's connections to keep for session locks: the count asked for, which a
+ * pool too small to lend it and still serve reads refuses; or, by default, as many as the pool can
+ * spare up to the default count.
+ */
+function mysqlLockConnections(
+  pool: MysqlPool,
+  lockConnections: { readonly count: number; readonly asked: boolean },
+): number {
   const core = (pool as unknown as { pool?: { config?: { connectionLimit?: unknown } } }).pool;
   const limit = core?.config?.connectionLimit;
-  if (typeof limit === 'number' && limit <= lockConnections) {
-    throw new SessionConfigError(
-      'lockConnections',
-      `the mysql2 pool has connectionLimit ${limit}, and the database driver keeps ${lockConnections} of its connections for session locks while it is open; give the pool at least ${lockConnections + 1} connections, or lower lockConnections.`,
-    );
-  }
+  const { count, asked } = lockConnections;
+  if (typeof limit !== 'number' || limit > count) return count;
+  if (!asked && limit > MYSQL_POOL_KEPT_FOR_READS)
+    return Math.max(1, limit - MYSQL_POOL_KEPT_FOR_READS);
+  throw new SessionConfigError(
+    'lockConnections',
+    `the mysql2 pool has connectionLimit ${limit}, and the database driver keeps ${count} of its connections for session locks while it is open; give the pool at least ${count + 1} connections, or lower lockConnections.`,
+  );
 }
 
 /** Records that a lock connection ended, and tells the operator once what it means for its locks. */
