@@ -23,9 +23,15 @@ export interface MemcachedDriverOptions {
    * honoured. One server, reached by keepsake's own client.
    */
   readonly layout?: 'keepsake' | 'codeigniter';
+  /**
+   * CodeIgniter's layout: how long (ms) a lock keepsake took must stay its own before it counts
+   * (default 10). It must cover the time between a PHP request's get and set of the lock (one
+   * round trip to memcached from the PHP server): raise it when PHP reaches memcached slowly.
+   */
+  readonly lockConfirmMs?: number;
 }
 
-/** How long a lock taken in CodeIgniter's layout must stay ours before it counts (see confirmLock). */
+/** How long a lock taken in CodeIgniter's layout must stay ours before it counts, unless lockConfirmMs says. */
 const CODEIGNITER_LOCK_CONFIRM_MS = 10;
 
 /**
@@ -49,7 +55,14 @@ export function memcached(options: MemcachedDriverOptions): SessionDriver {
       `the memcached driver's layout is 'keepsake' or 'codeigniter', got ${JSON.stringify(layout)}.`,
     );
   }
-  if (layout === 'codeigniter') return codeIgniterMemcached(servers, client);
+  const confirmMs = options.lockConfirmMs ?? CODEIGNITER_LOCK_CONFIRM_MS;
+  if (!Number.isInteger(confirmMs) || confirmMs < 0 || confirmMs > 10_000) {
+    throw new SessionConfigError(
+      'lockConfirmMs',
+      `expected a whole number of milliseconds from 0 to 10 000, got ${String(options.lockConfirmMs)}.`,
+    );
+  }
+  if (layout === 'codeigniter') return codeIgniterMemcached(servers, client, confirmMs);
   if (client !== undefined && client !== null) {
     if (!isMemcachedClient(client)) {
       throw new SessionConfigError(
@@ -96,6 +109,7 @@ export function memcached(options: MemcachedDriverOptions): SessionDriver {
 function codeIgniterMemcached(
   servers: string | undefined,
   client: MemcachedClient | undefined,
+  confirmMs: number,
 ): SessionDriver {
   if (client !== undefined && client !== null) {
     throw new SessionConfigError(
@@ -121,7 +135,7 @@ function codeIgniterMemcached(
         codeIgniterItemLayout(context.lockTtlMs),
       );
       return new PhpSessionStore(inner, 'memcached', async (key, token) => {
-        await new Promise((resolve) => setTimeout(resolve, CODEIGNITER_LOCK_CONFIRM_MS));
+        await new Promise((resolve) => setTimeout(resolve, confirmMs));
         return inner.renewLock(key, token);
       });
     },

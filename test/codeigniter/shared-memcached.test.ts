@@ -167,6 +167,14 @@ describe("memcached in CodeIgniter's layout", { skip }, () => {
   });
 
   it("yields a lock CodeIgniter's get-then-set overwrote just after keepsake's add", async () => {
+    // A wide confirmation window, so that the stand-in for PHP lands its set inside it even on a
+    // loaded machine (its default, 10 ms, covers one round trip from PHP).
+    const confirming = new SessionManager({
+      driver: memcached({ servers: SERVER, layout: 'codeigniter', lockConfirmMs: 1_000 }),
+      sessionId: PHP_ID_FORMAT,
+      lockWait: 300,
+      gcProbability: 0,
+    });
     const id = newId();
     await writeItem(connection, `ci_session:${id}`, Buffer.from('n|i:1;'));
     const lockKey = `ci_session:${id}:lock`;
@@ -186,14 +194,18 @@ describe("memcached in CodeIgniter's layout", { skip }, () => {
         await watcher.close();
       }
     })();
-    await assert.rejects(
-      manager.start({ cookieHeader: `ci_session=${id}`, ip: '127.0.0.1', ajax: false }),
-      /lock/i,
-    );
-    assert.equal(await php, true);
-    // PHP's lock is left as PHP set it.
-    assert.deepEqual(await readItem(connection, lockKey), { value: phpLock, flags: 1 });
-    await deleteItem(connection, lockKey);
+    try {
+      await assert.rejects(
+        confirming.start({ cookieHeader: `ci_session=${id}`, ip: '127.0.0.1', ajax: false }),
+        /lock/i,
+      );
+      assert.equal(await php, true);
+      // PHP's lock is left as PHP set it.
+      assert.deepEqual(await readItem(connection, lockKey), { value: phpLock, flags: 1 });
+    } finally {
+      await deleteItem(connection, lockKey);
+      await confirming.shutdown();
+    }
   });
 
   it("revokes a session only under its lock, after CodeIgniter's request let go of it", async () => {
