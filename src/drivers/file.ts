@@ -240,6 +240,10 @@ class FileStore implements SessionStore {
    */
   async revoke(key: SessionKey): Promise<void> {
     const path = this.#path(key);
+    // Deleted before the lock is seized as well as under it: a request that takes the lock in the
+    // moment between the holder's lock directory moving aside and ours being made then reads no
+    // session and starts a new one, instead of reading the revoked one and failing its save.
+    await ignoringMissing(unlink(path));
     const seized = await this.#locks.seize(path);
     try {
       await ignoringMissing(unlink(path));

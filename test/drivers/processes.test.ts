@@ -159,12 +159,18 @@ for (const target of SHARED_TARGETS) {
         await holder.waitForLine('holding');
         const waiting = fetch(`${waiter.url}/inc`, { headers: { cookie } });
         const revoked = await fetch(`${revoker.url}/revoke-all?user=ada`);
+        assert.equal(revoked.status, 200, `revokeAll answered: ${await revoked.clone().text()}`);
         assert.deepEqual(await revoked.json(), { revoked: 1 });
         assert.equal(inFlight, true, 'revoked while its request was still running');
         const late = await slow;
         assert.equal(late.status, 503, 'the request in flight may not save the session back');
         assert.doesNotMatch(await late.text(), /127\.0\.0\.1|SELECT|keepsake_|\/tmp\//);
         const next = await waiting;
+        assert.equal(
+          next.status,
+          200,
+          `the waiting request answered: ${await next.clone().text()}`,
+        );
         assert.deepEqual(await next.json(), { count: 1 }, 'the waiting request started empty');
         assert.match(next.headers.get('set-cookie') ?? '', /ci_session=/, 'with a new session');
         const after = await fetch(`${waiter.url}/count`, { headers: { cookie } });
