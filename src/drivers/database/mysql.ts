@@ -17,6 +17,7 @@ import {
   type TableShape,
 } from './session-table.js';
 import { tombstoneSql } from './tombstone.js';
+import { type WaitingRelease, WaitingReleases } from './waiting-releases.js';
 
 interface ResultHeader {
   readonly affectedRows: number;
@@ -29,6 +30,8 @@ type Row = Record<string, unknown>;
 const TRANSIENT_ERRNOS = new Set([1213, 1205]);
 /** ER_NO_SUCH_TABLE and ER_BAD_FIELD_ERROR: the table was dropped or altered after keepsake opened it. */
 const MISSING_TABLE_ERRNOS = new Set([1146, 1054]);
+/** The most releases one statement carries (each is a parameter and a column of its own). */
+const MOST_RELEASES_PER_STATEMENT = 16;
 
 /** What opening learns about a MySQL/MariaDB session table and its server. */
 export interface MysqlTableShape extends TableShape {
@@ -131,6 +134,9 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
   readonly #options: MysqlTableOptions;
   readonly #table: string;
   readonly #sql: ReturnType<typeof statements>;
+  readonly #waiting = new WaitingReleases<LockConnection<MysqlLockClient>, string>();
+  /** Each lock connection's server thread (CONNECTION_ID()), as its lock attempts report it. */
+  readonly #serverIds = new WeakMap<LockConnection<MysqlLockClient>, number>();
 
   constructor(
     pool: MysqlPool,
@@ -152,15 +158,25 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
   }
 
   async tryLock(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<LockedRow | null> {
+    const carried = this.#waiting.take(on, MOST_RELEASES_PER_STATEMENT);
     let rows: Row[];
     try {
-      rows = (await this.#on(on, this.#sql.tryLock, [this.#name(key), key.id, key.ip])) as Row[];
+      rows = (await this.#statement(on, this.#sql.tryLock(carried.length), [
+        ...carried.map((release) => release.lock),
+        this.#name(key),
+        key.id,
+        key.ip,
+      ])) as Row[];
     } catch (error) {
-      // Whether GET_LOCK ran before the statement failed is unknown: release it in any case.
+      // Whether GET_LOCK and the carried releases ran before the statement failed is unknown:
+      // release them all in any case (releasing a lock the connection does not hold does nothing).
+      this.#release(on, carried);
       await this.#releaseOrClose(on, key);
       throw error;
     }
+    for (const release of carried) release.settle();
     const row = rows[0];
+    if (row?.connection_id !== undefined) this.#serverIds.set(on, Number(row.connection_id));
     if (Number(row?.locked) !== 1) return null;
     if (row?.data === null || row?.data === undefined) return { timestamp: 0, data: null };
     return { timestamp: Number(row.timestamp), data: columnBytes(row.data) };
@@ -185,6 +201,10 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     // CodeIgniter reads without a locking read, so under its layout the lock is released only
     // once the change has committed, in a statement of its own.
     if (this.#options.shape.returning && !codeigniter) {
+      const serverId = this.#serverIds.get(on);
+      if (on.pending > 0 && serverId !== undefined) {
+        return this.#writeOnPool(on, key, values, serverId);
+      }
       const rows = (await this.#on(on, this.#sql.writeReturning, [
         ...values,
         this.#name(key),
@@ -193,6 +213,31 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     }
     await this.#on(on, this.#sql.write, values);
     return !(await this.#unlockFindingTombstone(on, key));
+  }
+
+  /**
+   * A write while the lock connection is busy with other sessions' statements: it runs on a pooled
+   * connection instead of waiting behind them (and holding them up while it commits), fenced in
+   * the statement by the lock, which must still be held by the lock connection's server thread.
+   * Its release then goes with the lock connection's next statement.
+   */
+  async #writeOnPool(
+    on: LockConnection<MysqlLockClient>,
+    key: RowKey,
+    values: readonly unknown[],
+    serverId: number,
+  ): Promise<boolean> {
+    const name = this.#name(key);
+    const rows = (await run(this.#pool, {
+      sql: this.#sql.writeFenced,
+      values: [...values, name, serverId, name, serverId, name, serverId, name, serverId],
+      timeout: this.#options.ioTimeoutMs,
+    })) as Row[];
+    const row = rows[0];
+    // No row: the session was not there and the lock is gone; `held` 0: it went during the write.
+    if (row === undefined || Number(row.held) !== 1) return false;
+    await this.unlock(on, key);
+    return row.ip_address === key.ip && Number(row.revoked) !== 1;
   }
 
   async touch(
@@ -263,8 +308,11 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     await this.#on(on, this.#sql.clearTombstone, [key.id, key.ip, tombstone]);
   }
 
-  async unlock(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
-    await this.#on(on, this.#sql.unlock, [this.#name(key)]);
+  /** Settles once the release was sent: with the connection's next statement, or at once if it is idle (see waiting-releases.ts). */
+  unlock(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<void> {
+    const released = this.#waiting.add(on, this.#name(key));
+    this.#releaseWaitingIfIdle(on);
+    return released;
   }
 
   async holds(on: LockConnection<MysqlLockClient>, key: RowKey): Promise<boolean> {
@@ -314,8 +362,50 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     return Number(rows[0]?.revoked) === 1;
   }
 
+  /** Runs a statement on the connection, after the releases waiting there. */
   #on(on: LockConnection<MysqlLockClient>, sql: string, values: unknown[]): Promise<unknown> {
-    return on.run((client) => run(client, { sql, values }));
+    this.#release(on, this.#waiting.take(on));
+    return this.#statement(on, sql, values);
+  }
+
+  /**
+   * Runs a statement on the connection; once nothing runs there any more, the releases that waited
+   * for a statement to go with go on their own. mysql2 queues a connection's statements in the
+   * order they are called, so a release sent before a statement runs before it.
+   */
+  async #statement(
+    on: LockConnection<MysqlLockClient>,
+    sql: string,
+    values: unknown[],
+  ): Promise<unknown> {
+    try {
+      return await on.run((client) => run(client, { sql, values }));
+    } finally {
+      this.#releaseWaitingIfIdle(on);
+    }
+  }
+
+  #releaseWaitingIfIdle(on: LockConnection<MysqlLockClient>): void {
+    if (on.pending === 0) this.#release(on, this.#waiting.take(on));
+  }
+
+  /** Sends releases in statements of their own, settling each unlock that waits for one. */
+  #release(on: LockConnection<MysqlLockClient>, releases: readonly WaitingRelease<string>[]): void {
+    for (let start = 0; start < releases.length; start += MOST_RELEASES_PER_STATEMENT) {
+      const batch = releases.slice(start, start + MOST_RELEASES_PER_STATEMENT);
+      this.#statement(
+        on,
+        this.#sql.release(batch.length),
+        batch.map((release) => release.lock),
+      ).then(
+        () => {
+          for (const release of batch) release.settle();
+        },
+        (error: unknown) => {
+          for (const release of batch) release.settle(error);
+        },
+      );
+    }
   }
 
   /** Gives back a lock a failed call may have taken; a connection that cannot is closed, which frees it. */
@@ -380,6 +470,14 @@ function codeIgniterColumns(matchIP: boolean): Columns {
   };
 }
 
+/** `RELEASE_LOCK(?) AS released_1, …, ` for a lock attempt that carries releases. */
+function releaseColumns(releases: number): string {
+  return Array.from(
+    { length: releases },
+    (_, index) => `RELEASE_LOCK(?) AS released_${index + 1}, `,
+  ).join('');
+}
+
 function statements(table: string, columns: Columns) {
   const slot = columns.slot('');
   const { at } = columns;
@@ -399,10 +497,22 @@ function statements(table: string, columns: Columns) {
   return {
     // One row whatever is stored: GET_LOCK runs exactly once, and the session is read with a
     // locking read (see the class comment).
-    tryLock: `SELECT GET_LOCK(?, 0) AS locked, ${columns.seconds('s.')} AS \`timestamp\`, s.data
+    // It carries `releases` waiting releases of other sessions (see waiting-releases.ts).
+    tryLock: (releases: number) => `SELECT ${releaseColumns(releases)}GET_LOCK(?, 0) AS locked,
+      CONNECTION_ID() AS connection_id, ${columns.seconds('s.')} AS \`timestamp\`, s.data
       FROM (SELECT 1) AS one LEFT JOIN ${table} AS s ON ${columns.slot('s.')}
       LOCK IN SHARE MODE`,
     write,
+    // On a pooled connection: nothing is written unless the lock connection's thread (the second
+    // parameter of each pair) still holds the lock. A lock lost between the two assignments' checks
+    // leaves the data written under the old timestamp, and the write answers that it was fenced.
+    writeFenced: `INSERT INTO ${table} (id, ip_address, \`timestamp\`, data)
+        SELECT ?, ?, ${at}, ? FROM DUAL WHERE IS_USED_LOCK(?) = ?
+      ON DUPLICATE KEY UPDATE
+        data = IF(${ownRow} AND NOT ${tombstone} AND IS_USED_LOCK(?) = ?, VALUES(data), data),
+        \`timestamp\` = IF(${ownRow} AND NOT ${tombstone} AND IS_USED_LOCK(?) = ?,
+          VALUES(\`timestamp\`), \`timestamp\`)
+      RETURNING ip_address, ${tombstone} AS revoked, IS_USED_LOCK(?) = ? AS held`,
     writeReturning: `${write} RETURNING ip_address, ${tombstone} AS revoked, RELEASE_LOCK(?) AS released`,
     // Both branches set the same value: the IF only makes the release part of the assignment,
     // which runs for a matched (and so already locked) row only; a missing session keeps the lock.
@@ -420,7 +530,8 @@ function statements(table: string, columns: Columns) {
     // Without the lock: the holder, if any, is fenced by the tombstone its statements refuse to change.
     revoke: upsert(ownRow),
     clearTombstone: `DELETE FROM ${table} WHERE ${slot} AND data = ?`,
-    unlock: 'DO RELEASE_LOCK(?)',
+    release: (releases: number) =>
+      `DO ${Array.from({ length: releases }, () => 'RELEASE_LOCK(?)').join(', ')}`,
     unlockFindingTombstone: `SELECT RELEASE_LOCK(?) AS released,
       EXISTS (SELECT 1 FROM ${table} WHERE ${slot} AND ${tombstone}) AS revoked`,
     holds: 'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS held',

@@ -13,6 +13,7 @@ import {
   type TableShape,
 } from './session-table.js';
 import { tombstoneSql } from './tombstone.js';
+import { type WaitingRelease, WaitingReleases } from './waiting-releases.js';
 
 /** SQLSTATEs worth retrying at once: serialization_failure and deadlock_detected. */
 const TRANSIENT_STATES = new Set(['40001', '40P01']);
@@ -20,6 +21,8 @@ const TRANSIENT_STATES = new Set(['40001', '40P01']);
 const MISSING_TABLE_STATES = new Set(['42P01', '42703']);
 /** The longest table name whose lock table an earlier keepsake version could create (`<table>_locks`). */
 const LEGACY_LOCK_TABLE_MAX = 63 - '_locks'.length;
+/** The most releases one statement carries. */
+const MOST_RELEASES_PER_STATEMENT = 16;
 
 const statementNames = new Map<string, string>();
 
@@ -124,6 +127,7 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
   readonly #sql: ReturnType<typeof statements>;
   /** Makes every change's stamp unique among those a connection of this table ever saw. */
   #stamps = 0;
+  readonly #waiting = new WaitingReleases<LockConnection<PgLockClient>, PostgresLockKey>();
 
   constructor(
     pool: PgPool,
@@ -154,14 +158,23 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
 
   async tryLock(on: LockConnection<PgLockClient>, key: RowKey): Promise<LockedRow | null> {
     const lock = this.#lockKey(key);
-    const [taken, read] = await on.run((client) =>
+    const carried = this.#waiting.take(on, MOST_RELEASES_PER_STATEMENT);
+    const [taken, read] = await this.#statements(on, (client) =>
       Promise.allSettled([
-        run(client, this.#sql.tryLock, lock.values),
+        run(client, this.#sql.tryLock(carried.length), [
+          ...carried.flatMap((release) => release.lock.values),
+          ...lock.values,
+        ]),
         run(client, this.#sql.read, [key.id, key.ip]),
       ]),
     );
-    // A failed pg_try_advisory_lock took nothing.
-    if (taken.status === 'rejected') throw taken.reason;
+    if (taken.status === 'rejected') {
+      // A failed pg_try_advisory_lock took nothing; the releases it carried are sent again
+      // (releasing a lock the connection does not hold changes nothing).
+      this.#release(on, carried);
+      throw taken.reason;
+    }
+    for (const release of carried) release.settle();
     const locked = taken.value.rows[0]?.locked === true;
     if (read.status === 'rejected') {
       if (locked) await this.#releaseOrClose(on, key);
@@ -228,12 +241,16 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
     key: RowKey,
     tombstone: Buffer,
   ): Promise<void> {
-    await on.run((client) => run(client, this.#sql.clearTombstone, [key.id, key.ip, tombstone]));
+    await this.#on(on, (client) =>
+      run(client, this.#sql.clearTombstone, [key.id, key.ip, tombstone]),
+    );
   }
 
-  async unlock(on: LockConnection<PgLockClient>, key: RowKey): Promise<void> {
-    const lock = this.#lockKey(key);
-    await on.run((client) => run(client, this.#sql.unlock, lock.values));
+  /** Settles once the release was sent: with the connection's next statement, or at once if it is idle (see waiting-releases.ts). */
+  unlock(on: LockConnection<PgLockClient>, key: RowKey): Promise<void> {
+    const released = this.#waiting.add(on, this.#lockKey(key));
+    this.#releaseWaitingIfIdle(on);
+    return released;
   }
 
   async peek(key: RowKey, liveAfter: number): Promise<Buffer | null> {
@@ -277,7 +294,7 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
     const lock = this.#lockKey(key);
     this.#stamps += 1;
     const stamp = String(this.#stamps);
-    const [change, unlock] = await on.run((client) =>
+    const [change, unlock] = await this.#on(on, (client) =>
       Promise.allSettled([
         run(client, text, [...values, stamp]),
         run(client, this.#sql.unlockIfStamped, [...lock.values, stamp]),
@@ -286,6 +303,59 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
     if (change.status === 'rejected') throw change.reason;
     if (unlock.status === 'rejected') throw unlock.reason;
     return change.value;
+  }
+
+  /** Runs statements on the connection, after the releases waiting there. */
+  #on<Result>(
+    on: LockConnection<PgLockClient>,
+    statements: (client: PgLockClient) => Promise<Result>,
+  ): Promise<Result> {
+    this.#release(on, this.#waiting.take(on));
+    return this.#statements(on, statements);
+  }
+
+  /**
+   * Runs statements on the connection; once nothing runs there any more, the releases that waited
+   * for a statement to go with go on their own. The connection runs in pipeline mode, so a release
+   * sent before a statement runs before it.
+   */
+  async #statements<Result>(
+    on: LockConnection<PgLockClient>,
+    statements: (client: PgLockClient) => Promise<Result>,
+  ): Promise<Result> {
+    try {
+      return await on.run(statements);
+    } finally {
+      this.#releaseWaitingIfIdle(on);
+    }
+  }
+
+  #releaseWaitingIfIdle(on: LockConnection<PgLockClient>): void {
+    if (on.pending === 0) this.#release(on, this.#waiting.take(on));
+  }
+
+  /** Sends releases in statements of their own, settling each unlock that waits for one. */
+  #release(
+    on: LockConnection<PgLockClient>,
+    releases: readonly WaitingRelease<PostgresLockKey>[],
+  ): void {
+    for (let start = 0; start < releases.length; start += MOST_RELEASES_PER_STATEMENT) {
+      const batch = releases.slice(start, start + MOST_RELEASES_PER_STATEMENT);
+      this.#statements(on, (client) =>
+        run(
+          client,
+          this.#sql.release(batch.length),
+          batch.flatMap((release) => release.lock.values),
+        ),
+      ).then(
+        () => {
+          for (const release of batch) release.settle();
+        },
+        (error: unknown) => {
+          for (const release of batch) release.settle(error);
+        },
+      );
+    }
   }
 
   /** Gives back a lock taken by a call that failed; a connection that cannot is closed, which frees it. */
@@ -345,13 +415,23 @@ function statements(
   const { slot, at } = columns;
   const conflict = conflictColumns.map((column) => `"${column}"`).join(', ');
   const stamp = (parameter: string) => `set_config('keepsake.ended', ${parameter}, false)`;
+  // The lock arguments reading their values from $(offset + 1) on.
+  const shifted = (offset: number) =>
+    lockArguments.replace(/\$(\d+)/g, (_, position: string) => `$${Number(position) + offset}`);
+  const unlockCalls = (releases: number) =>
+    Array.from(
+      { length: releases },
+      (_, index) => `pg_advisory_unlock(${shifted(index * lockValues)}) AS released_${index + 1}`,
+    );
   // A revoked session's row (see tombstone.ts).
   const tombstone = (data: string) => tombstoneSql('postgres', data);
   // keepsake's table: a row of another IP under a key of id alone is left alone.
   const ownRow = (row: string) =>
     columns.guardsIp ? `${row}.ip_address = EXCLUDED.ip_address` : 'true';
   return {
-    tryLock: `SELECT pg_try_advisory_lock(${lockArguments}) AS locked`,
+    // It carries `releases` waiting releases of other sessions (see waiting-releases.ts).
+    tryLock: (releases: number) =>
+      `SELECT ${[...unlockCalls(releases), `pg_try_advisory_lock(${shifted(releases * lockValues)}) AS locked`].join(', ')}`,
     read: `SELECT ${columns.seconds} AS "timestamp", data FROM ${table} WHERE ${slot}`,
     // A row not the key's own is left alone, and so is a tombstone: nothing is written.
     write: `WITH written AS (
@@ -384,7 +464,7 @@ function statements(
     clearTombstone: `DELETE FROM ${table} WHERE ${slot} AND data = $3::bytea`,
     unlockIfStamped: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked
       WHERE current_setting('keepsake.ended', true) = $${lockValues + 1}`,
-    unlock: `SELECT pg_advisory_unlock(${lockArguments}) AS unlocked`,
+    release: (releases: number) => `SELECT ${unlockCalls(releases).join(', ')}`,
     peek: `SELECT data FROM ${table} WHERE ${slot} AND "timestamp" > ${at('$3')}`,
     deleteIdle: `DELETE FROM ${table} WHERE "timestamp" < ${at('$1')}`,
   };
