@@ -140,6 +140,28 @@ for (const [dialect, label, port] of DATABASE_SERVERS) {
       assert.doesNotMatch(codeIgniter, /npx keepsake migration/);
     });
 
+    it("names CodeIgniter's table when it goes missing at run time in CodeIgniter's layout", async () => {
+      const gone = name('gone');
+      tables.push(gone);
+      await dropTable(dialect, gone);
+      await runSql(dialect, codeIgniterTableSql(dialect, gone));
+      const harness = await openStore({
+        driver: () => database({ connection: url, table: gone, layout: 'codeigniter' }),
+        expiry: 'real',
+      });
+      try {
+        await dropTable(dialect, gone);
+        await assert.rejects(harness.store.peek(newKey()), (error: unknown) => {
+          assert.ok(error instanceof Error);
+          assert.match(error.message, /does not exist or lacks a column.*docs\/codeigniter\.md/);
+          assert.doesNotMatch(error.message, /npx keepsake migration/);
+          return true;
+        });
+      } finally {
+        await harness.store.close();
+      }
+    });
+
     if (dialect === 'postgres') {
       it('keeps UTC wall-clock time in a timestamp without time zone', async () => {
         const utc = name('utc');
