@@ -6,6 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { DriverContext } from '../../src/drivers/contract.js';
+import {
+  connect,
+  type MysqlLockClient,
+  planConnection,
+} from '../../src/drivers/database/connection.js';
+import { openSessionTable } from '../../src/drivers/database/open-table.js';
+import { parseTableName } from '../../src/drivers/database/schema.js';
+import type { SessionTable } from '../../src/drivers/database/session-table.js';
 import { database, type SqlDialect } from '../../src/drivers/database.js';
 import { SessionConfigError } from '../../src/errors.js';
 import { createSessionId } from '../../src/id.js';
@@ -263,6 +272,51 @@ for (const [dialect, label, port] of DATABASE_SERVERS) {
           await manager.commit(again);
         } finally {
           await manager.shutdown();
+        }
+      });
+
+      it("a write on a pooled connection while the lock connection is busy stores the client's address", async () => {
+        const context: DriverContext = {
+          cookieName: 'ci_session',
+          matchIP: false,
+          lifetimeSeconds: 7200,
+          lockTtlMs: 5_000,
+          ioTimeoutMs: 5_000,
+          clock: Date.now,
+          logger: recordingLogger([]),
+        };
+        const client = await connect(planConnection(url), 5_000, context.logger, {
+          count: 1,
+          asked: true,
+        });
+        const sessions = (await openSessionTable(
+          client,
+          parseTableName(table),
+          context,
+          'keepsake',
+        )) as SessionTable<MysqlLockClient>;
+        const on = await sessions.openLockConnection();
+        try {
+          const held = { id: createSessionId(), ip: '0.0.0.0', address: '10.2.2.2' };
+          const other = { id: createSessionId(), ip: '0.0.0.0', address: '10.2.2.2' };
+          await sessions.tryLock(on, held);
+          const running = sessions.tryLock(on, other);
+          const now = Math.floor(Date.now() / 1000);
+          assert.equal(await sessions.write(on, held, Buffer.from('{"n":1}'), now), true);
+          await running;
+          await sessions.unlock(on, other);
+          const [row] = await queryRows(
+            dialect,
+            `SELECT ip_address AS ip, UNIX_TIMESTAMP(\`timestamp\`) AS seconds, data FROM ${table} WHERE id = ?`,
+            [held.id],
+          );
+          assert.deepEqual(
+            { ip: row?.ip, seconds: Number(row?.seconds), data: String(row?.data) },
+            { ip: '10.2.2.2', seconds: now, data: '{"n":1}' },
+          );
+        } finally {
+          await on.close();
+          await client.end?.();
         }
       });
 
