@@ -19,7 +19,7 @@ import { database, type SqlDialect } from '../../src/drivers/database.js';
 import { SessionConfigError } from '../../src/errors.js';
 import { createSessionId } from '../../src/id.js';
 import { SessionManager } from '../../src/manager.js';
-import { recordingLogger } from '../../src/testing/conformance.js';
+import { recordingLogger, SUITE_CONTEXT } from '../../src/testing/conformance.js';
 import { lock, put } from '../../src/testing/conformance-store.js';
 import { openStore } from '../../src/testing/index.js';
 import { requestFor } from '../../src/testing/request-for.js';
@@ -277,11 +277,7 @@ for (const [dialect, label, port] of DATABASE_SERVERS) {
 
       it("a write on a pooled connection while the lock connection is busy stores the client's address", async () => {
         const context: DriverContext = {
-          cookieName: 'ci_session',
-          matchIP: false,
-          lifetimeSeconds: 7200,
-          lockTtlMs: 5_000,
-          ioTimeoutMs: 5_000,
+          ...SUITE_CONTEXT,
           clock: Date.now,
           logger: recordingLogger([]),
         };
