@@ -24,9 +24,8 @@ const DEFAULT_PAYLOAD_LIMIT = 1024 * 1024;
  * table, missing columns, a primary key that does not fit matchIP, a `timestamp` that cannot keep
  * time (or Unix seconds under CodeIgniter's layout, which CodeIgniter could not read), or a MySQL
  * server whose connections hold one named lock at a time are a SessionConfigError naming what to
- * do; what an earlier
- * keepsake version left for its locks (PostgreSQL's `<table>_locks`, MySQL's lock columns) works,
- * unused, and is reported.
+ * do; what an earlier keepsake version left for its locks (PostgreSQL's `<table>_locks`, MySQL's
+ * lock columns) works, unused, and is reported.
  */
 export async function openSessionTable(
   client: SqlClient,
