@@ -54,14 +54,29 @@ export interface DatabaseDriverOptions {
    */
   readonly lockConnections?: number;
   /**
-   * 'keepsake' (default): JSON payloads, `timestamp` in epoch seconds (the table `npx keepsake
-   * migration` prints). 'codeigniter': CodeIgniter 4.1's DatabaseHandler table as its own schema
-   * creates it, shared with a running CodeIgniter app: PHP's session encoding in `data`, a
-   * `timestamp` of the time type, the client's address in `ip_address`, and CodeIgniter's
-   * advisory locks (`hashtext(id)`, `md5(id)`) taken (never waited for) and honoured.
+   * 'keepsake' (default): JSON payloads and keepsake's locks, on the table `npx keepsake
+   * migration` prints (`timestamp` in Unix seconds) or on CodeIgniter 4's table as it is
+   * (`timestamp` of a date/time type, the client's address in `ip_address`). 'codeigniter':
+   * CodeIgniter 4's DatabaseHandler table shared with a running CodeIgniter app: PHP's session
+   * encoding in `data`, and CodeIgniter's advisory locks (`hashtext(id)`, `md5(id)`) taken (never
+   * waited for) and honoured; a table keeping `timestamp` in Unix seconds is refused, as
+   * CodeIgniter could not read it.
    */
   readonly layout?: 'keepsake' | 'codeigniter';
+  /**
+   * Put before the session ID in the `id` column (default '': the bare ID, as CodeIgniter 4.1 and
+   * earlier store it). CodeIgniter 4.3 and later store `<cookieName>:<id>`: share their table with
+   * `idPrefix: 'ci_session:'` (their cookie name and a colon). Printable ASCII without spaces, at
+   * most 64 characters, so that it and an ID fit the varchar(128) column. Locks follow the layout:
+   * CodeIgniter's are named after the bare ID, as CodeIgniter names them; keepsake's after the
+   * stored ID, so that two prefixes sharing a table never wait for each other.
+   */
+  readonly idPrefix?: string;
 }
+
+/** The longest idPrefix: the id column is varchar(128), and IDs of up to 64 characters must fit beside it. */
+const MAX_ID_PREFIX = 64;
+const ID_PREFIX = /^[!-~]*$/;
 
 /** The database driver, and the SQL dialect it found its connection to speak. */
 export interface DatabaseDriver extends SessionDriver {
@@ -74,7 +89,8 @@ export interface DatabaseDriver extends SessionDriver {
  * connections of their own instead of one pooled connection per request.
  * `database({ connection: pool })`, or `database({ connection: 'postgres://…', table: 'sessions' })`.
  * The options are checked here, at once; the table is checked when the session manager opens the
- * driver (a missing table or column is a SessionConfigError naming `npx keepsake migration`).
+ * driver (a missing table or column is a SessionConfigError naming `npx keepsake migration`, or
+ * CodeIgniter's table in its layout).
  */
 export function database(options: DatabaseDriverOptions): DatabaseDriver {
   const layout = options.layout ?? 'keepsake';
@@ -82,6 +98,17 @@ export function database(options: DatabaseDriverOptions): DatabaseDriver {
     throw new SessionConfigError(
       'layout',
       `the database driver's layout is 'keepsake' or 'codeigniter', got ${JSON.stringify(layout)}.`,
+    );
+  }
+  const idPrefix = options.idPrefix ?? '';
+  if (
+    typeof idPrefix !== 'string' ||
+    !ID_PREFIX.test(idPrefix) ||
+    idPrefix.length > MAX_ID_PREFIX
+  ) {
+    throw new SessionConfigError(
+      'idPrefix',
+      `the database driver's idPrefix is printable ASCII without spaces, at most ${MAX_ID_PREFIX} characters (CodeIgniter 4.3+: '<cookieName>:'); got ${JSON.stringify(options.idPrefix)}.`,
     );
   }
   const plan = planConnection(options.connection);
@@ -120,7 +147,10 @@ export function database(options: DatabaseDriverOptions): DatabaseDriver {
           context.logger,
         );
         await connections.fill();
-        const store = new DatabaseStore(sessionTable, connections, table, context, client.end);
+        const store = new DatabaseStore(sessionTable, connections, table, context, client.end, {
+          idPrefix,
+          layout,
+        });
         return layout === 'codeigniter' ? new PhpSessionStore(store, 'the session table') : store;
       } catch (error) {
         await connections?.close().catch(() => {});

@@ -3,7 +3,7 @@ import { SessionConfigError, SessionStoreError } from '../errors.js';
 import type { DriverContext, SessionDriver, SessionStore } from './contract.js';
 import { isMemcachedClient, type MemcachedClient } from './memcached/client.js';
 import { codeIgniterItemLayout } from './memcached/codeigniter-layout.js';
-import { keyPrefix } from './memcached/keys.js';
+import { CODEIGNITER_KEY_PREFIX, codeIgniterKeyPrefix, keyPrefix } from './memcached/keys.js';
 import { MetaStore } from './memcached/meta-store.js';
 import { ServerPool } from './memcached/pool.js';
 import { PortableStore } from './memcached/portable-store.js';
@@ -18,11 +18,18 @@ export interface MemcachedDriverOptions {
   readonly client?: MemcachedClient;
   /**
    * 'keepsake' (default): JSON payloads under `<cookieName>:{<id>}`. 'codeigniter': the items of
-   * CodeIgniter 4.1's MemcachedHandler, shared with a running CodeIgniter app: PHP's session
-   * encoding under `ci_session:<id>`, and its `ci_session:<id>:lock` item taken (with `add`) and
+   * CodeIgniter 4's MemcachedHandler, shared with a running CodeIgniter app: PHP's session
+   * encoding under `<prefix><id>`, and its `<prefix><id>:lock` item taken (with `add`) and
    * honoured. One server, reached by keepsake's own client.
    */
   readonly layout?: 'keepsake' | 'codeigniter';
+  /**
+   * CodeIgniter's layout: the key prefix, as CodeIgniter's MemcachedHandler builds it. Default
+   * `'ci_session:'` (CodeIgniter 4.1, whatever the cookie name); CodeIgniter 4.4 and later use
+   * `'ci_session:<cookieName>:'`. Printable ASCII without spaces. keepsake's layout names its keys
+   * after the cookie name and refuses this option.
+   */
+  readonly prefix?: string;
   /**
    * CodeIgniter's layout: how long (ms) a lock keepsake took must stay its own before it counts
    * (default 10). It must cover the time between a PHP request's get and set of the lock (one
@@ -62,7 +69,16 @@ export function memcached(options: MemcachedDriverOptions): SessionDriver {
       `expected a whole number of milliseconds from 0 to 10 000, got ${String(options.lockConfirmMs)}.`,
     );
   }
-  if (layout === 'codeigniter') return codeIgniterMemcached(servers, client, confirmMs);
+  if (layout === 'codeigniter') {
+    const prefix = codeIgniterKeyPrefix(options.prefix ?? CODEIGNITER_KEY_PREFIX);
+    return codeIgniterMemcached(servers, client, confirmMs, prefix);
+  }
+  if (options.prefix !== undefined) {
+    throw new SessionConfigError(
+      'prefix',
+      "the key prefix is an option of layout: 'codeigniter'; keepsake's layout names its keys after cookieName.",
+    );
+  }
   if (client !== undefined && client !== null) {
     if (!isMemcachedClient(client)) {
       throw new SessionConfigError(
@@ -110,6 +126,7 @@ function codeIgniterMemcached(
   servers: string | undefined,
   client: MemcachedClient | undefined,
   confirmMs: number,
+  prefix: string,
 ): SessionDriver {
   if (client !== undefined && client !== null) {
     throw new SessionConfigError(
@@ -132,7 +149,7 @@ function codeIgniterMemcached(
         new ServerPool(parsed, context.ioTimeoutMs),
         '',
         context.lockTtlMs,
-        codeIgniterItemLayout(context.lockTtlMs),
+        codeIgniterItemLayout(context.lockTtlMs, prefix),
       );
       return new PhpSessionStore(inner, 'memcached', async (key, token) => {
         await new Promise((resolve) => setTimeout(resolve, confirmMs));

@@ -170,7 +170,7 @@ export function databaseLayoutSuite(
       assert.equal(await fixture.db.row(fixture.table, id), null);
     });
 
-    it("refuses keepsake's own table, and keepsake's layout refuses CodeIgniter's", async () => {
+    it("refuses keepsake's own table, and keepsake's layout opens CodeIgniter's as it is", async () => {
       const own = await fixture.db.createTable('keepsake');
       const wrongLayout = new SessionManager({
         driver: database({ connection: fixture.db.url, table: own, layout: 'codeigniter' }),
@@ -182,15 +182,35 @@ export function databaseLayoutSuite(
           /layout: 'codeigniter' needs CodeIgniter's session table/.test(error.message),
       );
       await wrongLayout.shutdown();
-      const wrongTable = new SessionManager({
+      // CodeIgniter's table in keepsake's layout: JSON payloads, keepsake's locks, the same rows.
+      const id = await phpLogin();
+      const ownLayout = new SessionManager({
         driver: database({ connection: fixture.db.url, table: fixture.table }),
+        sessionId: PHP_ID_FORMAT,
+        gcProbability: 0,
+        logger: { debug: () => {}, warn: () => {}, error: () => {} },
       });
-      await assert.rejects(
-        wrongTable.ready(),
-        (error: unknown) =>
-          error instanceof SessionConfigError && /layout: 'codeigniter'/.test(error.message),
-      );
-      await wrongTable.shutdown();
+      try {
+        const created = await ownLayout.start({
+          cookieHeader: undefined,
+          ip: '10.4.4.4',
+          ajax: false,
+        });
+        created.set('node', true);
+        await ownLayout.commit(created);
+        const row = await fixture.db.row(fixture.table, created.id);
+        assert.equal(row?.ip, '10.4.4.4');
+        // A PHP row reads as corrupt in keepsake's layout: a new session starts.
+        const php = await ownLayout.start({
+          cookieHeader: `ci_session=${id}`,
+          ip: '127.0.0.1',
+          ajax: false,
+        });
+        assert.notEqual(php.id, id);
+        await ownLayout.commit(php);
+      } finally {
+        await ownLayout.shutdown();
+      }
     });
   });
 

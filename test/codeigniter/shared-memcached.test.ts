@@ -269,6 +269,42 @@ describe("memcached in CodeIgniter's layout", { skip }, () => {
       await ipManager.shutdown();
     }
   });
+  it("uses the key prefix it is given, as CodeIgniter 4.4+ builds it ('ci_session:<cookieName>:')", async () => {
+    const prefix = 'ci_session:shop:';
+    const shop = new SessionManager({
+      driver: memcached({ servers: SERVER, layout: 'codeigniter', prefix }),
+      cookieName: 'shop',
+      sessionId: PHP_ID_FORMAT,
+      gcProbability: 0,
+    });
+    await shop.ready();
+    const written = newId();
+    try {
+      await writeItem(connection, `${prefix}${written}`, Buffer.from('user|s:3:"cai";'));
+      const session = await shop.start({
+        cookieHeader: `shop=${written}`,
+        ip: '127.0.0.1',
+        ajax: false,
+      });
+      assert.equal(session.get('user'), 'cai');
+      assert.notEqual(await readItem(connection, `${prefix}${written}:lock`), null, 'locked');
+      assert.equal(await readItem(connection, `ci_session:${written}:lock`), null);
+      await shop.commit(session);
+      const created = await shop.start({ cookieHeader: undefined, ip: '127.0.0.1', ajax: false });
+      created.set('user', 'dee');
+      await shop.commit(created);
+      ids.add(created.id);
+      const stored = await readItem(connection, `${prefix}${created.id}`);
+      assert.match(stored?.value.toString('utf8') ?? '', /(^|;)user\|s:3:"dee";/);
+      assert.equal(await readItem(connection, `ci_session:${created.id}`), null);
+    } finally {
+      await shop.shutdown();
+      for (const each of ids) {
+        await deleteItem(connection, `${prefix}${each}`);
+        await deleteItem(connection, `${prefix}${each}:lock`);
+      }
+    }
+  });
 });
 
 describe("memcached in CodeIgniter's layout: options it cannot honour", () => {
@@ -291,6 +327,21 @@ describe("memcached in CodeIgniter's layout: options it cannot honour", () => {
     assert.throws(
       () => memcached({ client, layout: 'codeigniter' }),
       (error: unknown) => error instanceof SessionConfigError && /servers/.test(error.message),
+    );
+  });
+
+  it('checks the key prefix, which only that layout takes', () => {
+    for (const prefix of ['ci session:', '', 'x'.repeat(170)]) {
+      assert.throws(
+        () => memcached({ servers: SERVER, layout: 'codeigniter', prefix }),
+        (error: unknown) => error instanceof SessionConfigError && error.option === 'prefix',
+        JSON.stringify(prefix.slice(0, 12)),
+      );
+    }
+    assert.throws(
+      () => memcached({ servers: SERVER, prefix: 'ci_session:' }),
+      (error: unknown) =>
+        error instanceof SessionConfigError && /layout: 'codeigniter'/.test(error.message),
     );
   });
 

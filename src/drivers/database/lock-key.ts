@@ -4,7 +4,7 @@ import type { RowKey } from './session-table.js';
 
 /**
  * Whose names the session locks take. 'keepsake': a 64-bit key (PostgreSQL) or a 160-bit name
- * (MySQL) hashed from the session's ID and IP. 'codeigniter': the keys CodeIgniter 4's
+ * (MySQL) hashed from the stored ID (the table's ID prefix included) and IP. 'codeigniter': the keys CodeIgniter 4's
  * DatabaseHandler locks, `pg_advisory_lock(hashtext(id))` (with `hashtext(ip)` as the second key
  * under matchIP) and `GET_LOCK(md5(id), …)` (`md5(id . '_' . ip)` under matchIP), so that keepsake
  * and CodeIgniter would exclude each other on a shared table.
@@ -45,14 +45,17 @@ export function sessionLockKey(
   key: RowKey,
 ): PostgresLockKey | MysqlLockKey {
   if (scheme === 'codeigniter') {
+    // CodeIgniter 4.3+ stores `<cookieName>:<id>`, and still locks the bare ID.
+    const id = key.sessionId ?? key.id;
     if (dialect === 'postgres') {
       return matchIP
-        ? { arguments: 'hashtext($1), hashtext($2)', values: [key.id, key.ip] }
-        : { arguments: 'hashtext($1)', values: [key.id] };
+        ? { arguments: 'hashtext($1), hashtext($2)', values: [id, key.ip] }
+        : { arguments: 'hashtext($1)', values: [id] };
     }
-    const name = matchIP ? `${key.id}_${key.ip}` : key.id;
+    const name = matchIP ? `${id}_${key.ip}` : id;
     return { name: createHash('md5').update(name).digest('hex') };
   }
+  // The stored ID, prefix included: two prefixes sharing a table lock apart.
   const digest = createHash('sha256').update(`keepsake\n${key.id}\n${key.ip}`).digest();
   // The one-bigint form: with 64 bits, two sessions sharing a key (and so waiting for each other)
   // are as likely as two equal 64-bit random numbers among the locks held at one moment.

@@ -14,7 +14,9 @@ import {
   type RowKey,
   type SessionTable,
   sqlErrorFields,
+  storedAddress,
   type TableShape,
+  type TimestampColumn,
 } from './session-table.js';
 import { tombstoneSql } from './tombstone.js';
 import { type WaitingRelease, WaitingReleases } from './waiting-releases.js';
@@ -104,6 +106,8 @@ export interface MysqlTableOptions {
   readonly shape: MysqlTableShape;
   readonly matchIP: boolean;
   readonly scheme: LockKeyScheme;
+  /** How the table keeps `timestamp` (see TimestampColumn); Unix seconds when absent. */
+  readonly timestampColumn?: TimestampColumn;
   readonly ioTimeoutMs: number;
   readonly logger: SessionLogger;
 }
@@ -134,6 +138,7 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
   readonly #options: MysqlTableOptions;
   readonly #table: string;
   readonly #sql: ReturnType<typeof statements>;
+  readonly #columns: Columns;
   readonly #waiting = new WaitingReleases<LockConnection<MysqlLockClient>, string>();
   /** Each lock connection's server thread (CONNECTION_ID()), as its lock attempts report it. */
   readonly #serverIds = new WeakMap<LockConnection<MysqlLockClient>, number>();
@@ -147,10 +152,11 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     this.#open = openLockConnection;
     this.#options = options;
     this.#table = quoteTable('mysql', options.table);
-    this.#sql = statements(
-      this.#table,
-      options.scheme === 'codeigniter' ? codeIgniterColumns(options.matchIP) : KEEPSAKE_COLUMNS,
-    );
+    this.#columns =
+      (options.timestampColumn ?? 'seconds') === 'seconds'
+        ? KEEPSAKE_COLUMNS
+        : codeIgniterColumns(options.matchIP, options.scheme === 'codeigniter');
+    this.#sql = statements(this.#table, this.#columns);
   }
 
   openLockConnection(): Promise<LockConnection<MysqlLockClient>> {
@@ -196,11 +202,15 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
           `CodeIgniter's blob stops at 64 KiB; keepsake's table has mediumblob: ALTER TABLE ${this.#table} MODIFY data mediumblob NOT NULL`,
       );
     }
-    const codeigniter = this.#options.scheme === 'codeigniter';
-    const values = [key.id, codeigniter ? (key.address ?? key.ip) : key.ip, timestamp, data];
+    const values = [
+      key.id,
+      storedAddress(this.#columns, this.#options.matchIP, key),
+      timestamp,
+      data,
+    ];
     // CodeIgniter reads without a locking read, so under its layout the lock is released only
     // once the change has committed, in a statement of its own.
-    if (this.#options.shape.returning && !codeigniter) {
+    if (this.#options.shape.returning && this.#options.scheme !== 'codeigniter') {
       const serverId = this.#serverIds.get(on);
       if (on.pending > 0 && serverId !== undefined) {
         return this.#writeOnPool(on, key, values, serverId);
@@ -209,10 +219,19 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
         ...values,
         this.#name(key),
       ])) as Row[];
-      return rows[0]?.ip_address === key.ip && Number(rows[0]?.revoked) !== 1;
+      return this.#ownWrite(key, rows[0]);
     }
     await this.#on(on, this.#sql.write, values);
     return !(await this.#unlockFindingTombstone(on, key));
+  }
+
+  /**
+   * Whether a write's RETURNING row says it changed the session: not a tombstone, and in keepsake's
+   * table not a row of another IP (CodeIgniter's table keeps the client's address there).
+   */
+  #ownWrite(key: RowKey, row: Row | undefined): boolean {
+    const own = !this.#columns.guardsIp || row?.ip_address === key.ip;
+    return own && Number(row?.revoked) !== 1;
   }
 
   /**
@@ -237,7 +256,7 @@ export class MysqlSessionTable implements SessionTable<MysqlLockClient> {
     // No row: the session was not there and the lock is gone; `held` 0: it went during the write.
     if (row === undefined || Number(row.held) !== 1) return false;
     await this.unlock(on, key);
-    return row.ip_address === key.ip && Number(row.revoked) !== 1;
+    return this.#ownWrite(key, row);
   }
 
   async touch(
@@ -440,7 +459,10 @@ interface Columns {
   seconds(alias: string): string;
   /** Whether the column of `alias` is later than the parameter (epoch seconds). */
   readonly liveAfter: string;
-  /** Whether a row of another IP under a key of id alone is left alone by a write. */
+  /**
+   * Whether a row of another IP under a key of id alone is left alone by a write (keepsake's
+   * table); else ip_address is the client's address, which a write stores (CodeIgniter's).
+   */
   readonly guardsIp: boolean;
 }
 
@@ -453,19 +475,33 @@ const KEEPSAKE_COLUMNS: Columns = {
 };
 
 /**
- * CodeIgniter's table: a session is its ID (and IP under matchIP), whatever ip_address holds.
- * CodeIgniter 4.1 writes the text 'now()' into `timestamp`, which MariaDB and MySQL outside strict
- * mode store as the zero date: such a row counts as written now (CodeIgniter reads a session
- * whatever its timestamp), and GC deletes it, as CodeIgniter's own GC does.
+ * The range of MySQL's timestamp type in Unix seconds (the zero date aside): what FROM_UNIXTIME is
+ * given is kept within it, so a time past 2038 is stored as the type's last second instead of
+ * failing (or, outside strict SQL mode, becoming the zero date).
  */
-function codeIgniterColumns(matchIP: boolean): Columns {
+const TIMESTAMP_RANGE = [1, 2_147_483_647] as const;
+
+/**
+ * CodeIgniter's table, in either layout: a session is its ID (and IP under matchIP), whatever
+ * ip_address holds. The time passes through the connection's time zone both ways
+ * (FROM_UNIXTIME, UNIX_TIMESTAMP), so it reads back as written whatever that zone is.
+ *
+ * CodeIgniter 4.1 writes the text 'now()' into `timestamp`, which MariaDB and MySQL outside strict
+ * mode store as the zero date. In CodeIgniter's layout (`zeroIsNow`) such a row counts as written
+ * now (CodeIgniter reads a session whatever its timestamp); in keepsake's, as written at 0, long
+ * expired. GC deletes it either way, as CodeIgniter's own GC does.
+ */
+function codeIgniterColumns(matchIP: boolean, zeroIsNow: boolean): Columns {
+  const at = `FROM_UNIXTIME(LEAST(GREATEST(?, ${TIMESTAMP_RANGE[0]}), ${TIMESTAMP_RANGE[1]}))`;
   return {
     slot: (alias) =>
       matchIP ? `${alias}id = ? AND ${alias}ip_address = ?` : `${alias}id = ? AND ? IS NOT NULL`,
-    at: 'FROM_UNIXTIME(?)',
+    at,
     seconds: (alias) =>
-      `IF(${alias}\`timestamp\` = 0, UNIX_TIMESTAMP(), UNIX_TIMESTAMP(${alias}\`timestamp\`))`,
-    liveAfter: '(`timestamp` > FROM_UNIXTIME(?) OR `timestamp` = 0)',
+      zeroIsNow
+        ? `IF(${alias}\`timestamp\` = 0, UNIX_TIMESTAMP(), UNIX_TIMESTAMP(${alias}\`timestamp\`))`
+        : `UNIX_TIMESTAMP(${alias}\`timestamp\`)`,
+    liveAfter: zeroIsNow ? `(\`timestamp\` > ${at} OR \`timestamp\` = 0)` : `\`timestamp\` > ${at}`,
     guardsIp: false,
   };
 }

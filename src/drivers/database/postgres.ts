@@ -10,7 +10,9 @@ import {
   type RowKey,
   type SessionTable,
   sqlErrorFields,
+  storedAddress,
   type TableShape,
+  type TimestampColumn,
 } from './session-table.js';
 import { tombstoneSql } from './tombstone.js';
 import { type WaitingRelease, WaitingReleases } from './waiting-releases.js';
@@ -100,6 +102,8 @@ export interface PostgresTableOptions {
   readonly primaryKey: readonly string[];
   readonly matchIP: boolean;
   readonly scheme: LockKeyScheme;
+  /** How the table keeps `timestamp` (see TimestampColumn); Unix seconds when absent. */
+  readonly timestampColumn?: TimestampColumn;
   readonly ioTimeoutMs: number;
   readonly logger: SessionLogger;
 }
@@ -125,6 +129,7 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
   readonly #open: LockConnectionOpener<PgLockClient>;
   readonly #options: PostgresTableOptions;
   readonly #sql: ReturnType<typeof statements>;
+  readonly #columns: Columns;
   /** Makes every change's stamp unique among those a connection of this table ever saw. */
   #stamps = 0;
   readonly #waiting = new WaitingReleases<LockConnection<PgLockClient>, PostgresLockKey>();
@@ -143,12 +148,17 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
       options.matchIP,
       { id: '', ip: '' },
     );
+    const timestampColumn = options.timestampColumn ?? 'seconds';
+    this.#columns =
+      timestampColumn === 'seconds'
+        ? KEEPSAKE_COLUMNS
+        : codeIgniterColumns(options.matchIP, timestampColumn === 'time');
     this.#sql = statements(
       options.table,
       options.primaryKey,
       lockArguments,
       values.length,
-      options.scheme === 'codeigniter' ? codeIgniterColumns(options.matchIP) : KEEPSAKE_COLUMNS,
+      this.#columns,
     );
   }
 
@@ -194,7 +204,7 @@ export class PostgresSessionTable implements SessionTable<PgLockClient> {
   ): Promise<boolean> {
     const change = await this.#changeThenUnlock(on, key, this.#sql.write, [
       key.id,
-      this.#options.scheme === 'codeigniter' ? (key.address ?? key.ip) : key.ip,
+      storedAddress(this.#columns, this.#options.matchIP, key),
       timestamp,
       data,
     ]);
@@ -379,7 +389,10 @@ interface Columns {
   at(parameter: string): string;
   /** The column as epoch seconds. */
   readonly seconds: string;
-  /** Whether a row of another IP under a key of id alone is left alone by a write. */
+  /**
+   * Whether a row of another IP under a key of id alone is left alone by a write (keepsake's
+   * table); else ip_address is the client's address, which a write stores (CodeIgniter's).
+   */
   readonly guardsIp: boolean;
 }
 
@@ -391,14 +404,18 @@ const KEEPSAKE_COLUMNS: Columns = {
 };
 
 /**
- * CodeIgniter's table: a session is its ID (and IP under matchIP), whatever ip_address holds.
- * Without matchIP $2 is the client's address, which only a write stores: elsewhere it is typed
- * and otherwise unused.
+ * CodeIgniter's table, in either layout: a session is its ID (and IP under matchIP), whatever
+ * ip_address holds. Without matchIP $2 is the client's address, which only a write stores:
+ * elsewhere it is typed and otherwise unused. A timestamptz (`zoned`) takes the instant; a
+ * timestamp without time zone the UTC wall-clock time, which extract(epoch …) reads back as UTC.
  */
-function codeIgniterColumns(matchIP: boolean): Columns {
+function codeIgniterColumns(matchIP: boolean, zoned: boolean): Columns {
   return {
     slot: matchIP ? 'id = $1 AND ip_address = $2' : 'id = $1 AND $2::inet IS NOT NULL',
-    at: (parameter) => `to_timestamp(${parameter}::bigint)`,
+    at: (parameter) =>
+      zoned
+        ? `to_timestamp(${parameter}::bigint)`
+        : `(to_timestamp(${parameter}::bigint) AT TIME ZONE 'UTC')`,
     seconds: 'extract(epoch FROM "timestamp")::bigint',
     guardsIp: false,
   };

@@ -61,6 +61,21 @@ export function migrationCommand(dialect: SqlDialect, table: TableName, matchIP:
 }
 
 /**
+ * Where the full session table of a layout is found, for messages that ask for it to be created
+ * or changed: the SQL `npx keepsake migration` prints, or CodeIgniter's own table.
+ */
+export function tableRecipe(
+  layout: 'keepsake' | 'codeigniter',
+  dialect: SqlDialect,
+  table: TableName,
+  matchIP: boolean,
+): string {
+  return layout === 'codeigniter'
+    ? 'the CREATE TABLE of CodeIgniter\'s user guide, which keepsake\'s docs/codeigniter.md ("Run CodeIgniter and Node side by side") shows'
+    : `the SQL printed by \`${migrationCommand(dialect, table, matchIP)}\``;
+}
+
+/**
  * The CREATE TABLE (and index) statements: CodeIgniter's columns, where `timestamp` is the last
  * write or touch in epoch seconds, shifted for a session stored with a lifetime of its own (see
  * store.ts). The locks are the database's named locks, so the table has no lock column and no

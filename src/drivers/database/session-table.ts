@@ -3,7 +3,10 @@ import type { SqlDialect } from './schema.js';
 
 /** One stored session's storage slot: its ID and the IP it is bound to ('0.0.0.0' without matchIP). */
 export interface RowKey {
+  /** What the `id` column holds: the table's ID prefix, then the session's ID. */
   readonly id: string;
+  /** The session's ID without the prefix, which CodeIgniter names its locks after; `id` when absent. */
+  readonly sessionId?: string;
   readonly ip: string;
   /** The client's address, which a table in CodeIgniter's layout stores whether or not it is in the slot. */
   readonly address?: string;
@@ -23,6 +26,22 @@ export interface TableShape {
   readonly primaryKey: readonly string[];
   /** The `timestamp` column's type, as the server names it; null when there is none. */
   readonly timestampType: string | null;
+}
+
+/**
+ * How a table keeps `timestamp`: 'seconds', Unix seconds (keepsake's table: bigint, int); 'time',
+ * a date/time type that knows its zone or follows the connection's (CodeIgniter's table:
+ * PostgreSQL's timestamptz, MySQL's timestamp or datetime); 'utc-time', PostgreSQL's timestamp
+ * without time zone, which keepsake fills with UTC wall-clock time.
+ */
+export type TimestampColumn = 'seconds' | 'time' | 'utc-time';
+
+/** How a `timestamp` of this type keeps time; null for a type that cannot hold a session's time. */
+export function timestampColumnOf(type: string): TimestampColumn | null {
+  if (/^timestamp(\(\d+\))? without time zone$/i.test(type)) return 'utc-time';
+  if (/^(timestamp|datetime)/i.test(type)) return 'time';
+  if (/^(bigint|integer|int|numeric|decimal)\b/i.test(type)) return 'seconds';
+  return null;
 }
 
 /**
@@ -99,4 +118,16 @@ export function sqlErrorFields(error: unknown): SqlErrorLike {
 /** The data column's bytes: a bytea or blob arrives as a Buffer, a text column (a CodeIgniter table) as a string. */
 export function columnBytes(value: unknown): Buffer {
   return Buffer.isBuffer(value) ? value : Buffer.from(String(value ?? ''), 'utf8');
+}
+
+/**
+ * What a write stores in ip_address: the key's IP in keepsake's table and under matchIP (where it
+ * is part of the row's key); otherwise, in CodeIgniter's table, the client's address.
+ */
+export function storedAddress(
+  columns: { readonly guardsIp: boolean },
+  matchIP: boolean,
+  key: RowKey,
+): string {
+  return columns.guardsIp || matchIP ? key.ip : (key.address ?? key.ip);
 }

@@ -10,7 +10,8 @@ import type {
 import { lockedWith, payloadOf } from '../payload-bytes.js';
 import { HeldLocks } from './held-locks.js';
 import type { LockConnection, LockConnections } from './lock-connection.js';
-import { migrationCommand, type TableName, tableText } from './schema.js';
+import type { LockKeyScheme } from './lock-key.js';
+import { type TableName, tableRecipe, tableText } from './schema.js';
 import type { RowKey, SessionTable } from './session-table.js';
 import { isTombstone, newTombstone } from './tombstone.js';
 
@@ -23,13 +24,14 @@ function address(ip: string | null | undefined): string {
   return net.isIP(plain) === 0 ? NO_IP : plain;
 }
 
-function rowKey(key: SessionKey): RowKey {
-  return {
-    id: key.id,
-    ip: key.ip === null ? NO_IP : address(key.ip),
-    address: address(key.clientIp),
-  };
+/** How a store names its rows: the ID prefix, and the layout, whose table a lost table needs. */
+export interface RowNaming {
+  /** Put before the session's ID in the `id` column (CodeIgniter 4.3+: `<cookieName>:`). */
+  readonly idPrefix: string;
+  readonly layout: LockKeyScheme;
 }
+
+const PLAIN_NAMING: RowNaming = { idPrefix: '', layout: 'keepsake' };
 
 const slotOf = (key: RowKey) => `${key.id}\n${key.ip}`;
 
@@ -57,6 +59,7 @@ export class DatabaseStore<Client> implements SessionStore {
   readonly #tableName: TableName;
   readonly #context: DriverContext;
   readonly #end: (() => Promise<void>) | null;
+  readonly #naming: RowNaming;
 
   /** `end`: closes the pool when keepsake created it. */
   constructor(
@@ -65,16 +68,18 @@ export class DatabaseStore<Client> implements SessionStore {
     tableName: TableName,
     context: DriverContext,
     end: (() => Promise<void>) | null,
+    naming: RowNaming = PLAIN_NAMING,
   ) {
     this.#table = table;
     this.#connections = connections;
     this.#tableName = tableName;
     this.#context = context;
     this.#end = end;
+    this.#naming = naming;
   }
 
   async lockAndRead(key: SessionKey, token: string): Promise<LockAttempt> {
-    const row = rowKey(key);
+    const row = this.#rowKey(key);
     const slot = slotOf(row);
     if (this.#held.heldBy(slot, token) !== undefined) {
       // An attempt of a token that already holds the lock takes nothing more: it reads again.
@@ -149,7 +154,7 @@ export class DatabaseStore<Client> implements SessionStore {
    * then cannot save, as after any lost connection).
    */
   async unlock(key: SessionKey, token: string, discard: boolean): Promise<void> {
-    const row = rowKey(key);
+    const row = this.#rowKey(key);
     const slot = slotOf(row);
     const held = this.#held.heldBy(slot, token);
     if (held === undefined) return;
@@ -187,12 +192,12 @@ export class DatabaseStore<Client> implements SessionStore {
    */
   async revoke(key: SessionKey): Promise<void> {
     const now = nowSeconds(this.#context.clock);
-    await this.#run(() => this.#table.revoke(rowKey(key), newTombstone(), now));
+    await this.#run(() => this.#table.revoke(this.#rowKey(key), newTombstone(), now));
   }
 
   /** A record that is not UTF-8 (a tombstone among them) reads as no session here; the next locked request replaces it. */
   async peek(key: SessionKey): Promise<string | null> {
-    const data = await this.#run(() => this.#table.peek(rowKey(key), this.#liveAfter()));
+    const data = await this.#run(() => this.#table.peek(this.#rowKey(key), this.#liveAfter()));
     return data === null ? null : payloadOf(data);
   }
 
@@ -228,7 +233,7 @@ export class DatabaseStore<Client> implements SessionStore {
     call: (connection: LockConnection<Client>, row: RowKey) => Promise<Outcome>,
     releases: (outcome: Outcome) => boolean = () => true,
   ): Promise<Outcome | undefined> {
-    const row = rowKey(key);
+    const row = this.#rowKey(key);
     const slot = slotOf(row);
     const held = this.#held.heldBy(slot, token);
     if (held === undefined) return undefined;
@@ -255,7 +260,7 @@ export class DatabaseStore<Client> implements SessionStore {
     tombstone: Buffer,
   ): Promise<void> {
     try {
-      await this.#run(() => this.#table.clearTombstone(connection, rowKey(key), tombstone));
+      await this.#run(() => this.#table.clearTombstone(connection, this.#rowKey(key), tombstone));
     } catch (error) {
       await this.unlock(key, token, false);
       throw error;
@@ -276,6 +281,15 @@ export class DatabaseStore<Client> implements SessionStore {
     }
   }
 
+  #rowKey(key: SessionKey): RowKey {
+    return {
+      id: `${this.#naming.idPrefix}${key.id}`,
+      sessionId: key.id,
+      ip: key.ip === null ? NO_IP : address(key.ip),
+      address: address(key.clientIp),
+    };
+  }
+
   /** Rows whose timestamp is above this (epoch seconds) are live. */
   #liveAfter(): number {
     return nowSeconds(this.#context.clock) - this.#context.lifetimeSeconds;
@@ -286,16 +300,21 @@ export class DatabaseStore<Client> implements SessionStore {
     return nowSeconds(this.#context.clock) + lifetimeSeconds - this.#context.lifetimeSeconds;
   }
 
-  /** Runs statements, saying which command recreates a table that went missing since opening. */
+  /** Runs statements, saying how to recreate a table that went missing since opening. */
   async #run<Result>(statement: () => Promise<Result>): Promise<Result> {
     try {
       return await statement();
     } catch (error) {
       if (!this.#table.isMissingTable(error)) throw error;
       const name = tableText(this.#tableName);
-      const fix = migrationCommand(this.#table.dialect, this.#tableName, this.#context.matchIP);
+      const recipe = tableRecipe(
+        this.#naming.layout,
+        this.#table.dialect,
+        this.#tableName,
+        this.#context.matchIP,
+      );
       throw new Error(
-        `the session table "${name}" does not exist or lacks a column; create it with the SQL printed by \`${fix}\``,
+        `the session table "${name}" does not exist or lacks a column; create it with ${recipe}`,
         { cause: error },
       );
     }

@@ -24,15 +24,15 @@ function tagOf(token: string): string {
 }
 
 /**
- * CodeIgniter 4.1's MemcachedHandler layout: PHP session data as a string item (flags 0) under
- * `ci_session:[<ip>:]<id>`, and a lock item beside it holding an int (flags 1) for 300 seconds.
+ * CodeIgniter 4's MemcachedHandler layout: PHP session data as a string item (flags 0) under
+ * `<prefix>[<ip>:]<id>` (`ci_session:` in 4.1), and a lock item beside it holding an int (flags 1) for 300 seconds.
  * CodeIgniter's lock holds `time()` (10 digits); keepsake's holds the time (ms, 13 digits) it may
  * be taken over and a tag of its token — an int PHP reads like its own, that CodeIgniter waits
  * for, and that keepsake never mistakes for CodeIgniter's, which it never takes over.
  */
-export function codeIgniterItemLayout(lockTtlMs: number): ItemLayout {
+export function codeIgniterItemLayout(lockTtlMs: number, prefix: string): ItemLayout {
   return {
-    keys: codeIgniterItemKeys,
+    keys: codeIgniterItemKeys(prefix),
     lockSeconds: Math.max(CODEIGNITER_LOCK_SECONDS, lockItemSeconds(lockTtlMs)),
     lockFlags: PHP_INT,
     encodeLock: (lock: LockValue) =>

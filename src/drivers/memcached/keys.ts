@@ -39,13 +39,38 @@ export function itemKeys(prefix: string, key: SessionKey): ItemKeys {
   return { data, lock: `${data}:lock` };
 }
 
+/** CodeIgniter 4.1's MemcachedHandler key prefix, whatever the cookie name. */
+export const CODEIGNITER_KEY_PREFIX = 'ci_session:';
+/** What a memcached key may hold in the text protocol: no spaces, no control characters. */
+const KEY_TEXT = /^[!-~]+$/;
+
 /**
- * CodeIgniter 4.1's MemcachedHandler items: `ci_session:[<ip>:]<id>` and the same with `:lock`,
- * whatever the cookie name. No hash tag: PHP's client routes the whole key.
+ * CodeIgniter's key prefix (`ci_session:` in 4.1, `ci_session:<cookieName>:` from 4.4), checked
+ * once: it must be key text, and leave room for an address, an ID and `:lock` within the limit.
  */
-export function codeIgniterItemKeys(key: SessionKey): ItemKeys {
-  const data = `ci_session:${key.ip === null ? '' : `${ipPart(key.ip)}:`}${key.id}`;
-  return { data, lock: `${data}:lock` };
+export function codeIgniterKeyPrefix(prefix: string): string {
+  const fits =
+    typeof prefix === 'string' &&
+    KEY_TEXT.test(prefix) &&
+    prefix.length + LONGEST_IP_PART + SESSION_ID_LENGTH + ':lock'.length <= MAX_KEY_BYTES;
+  if (!fits) {
+    throw new SessionConfigError(
+      'prefix',
+      `CodeIgniter's memcached key prefix is printable ASCII without spaces, short enough for memcached's ${MAX_KEY_BYTES}-byte keys ('ci_session:' for CodeIgniter 4.1, 'ci_session:<cookieName>:' for 4.4 and later); got ${JSON.stringify(prefix)}.`,
+    );
+  }
+  return prefix;
+}
+
+/**
+ * CodeIgniter's MemcachedHandler items: `<prefix>[<ip>:]<id>` and the same with `:lock`. No hash
+ * tag: PHP's client routes the whole key.
+ */
+export function codeIgniterItemKeys(prefix: string): (key: SessionKey) => ItemKeys {
+  return (key) => {
+    const data = `${prefix}${key.ip === null ? '' : `${ipPart(key.ip)}:`}${key.id}`;
+    return { data, lock: `${data}:lock` };
+  };
 }
 
 /**
